@@ -1,0 +1,1 @@
+"""Plain nn.Module image models (no Lightning in here)."""
