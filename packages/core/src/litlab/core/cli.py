@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from litlab.core.cli_errors import describe_parse_error, find_litlab_error
 from litlab.core.errors import LitlabError
 from litlab.core.runs import (
     CHECKPOINT_ALIASES,
@@ -76,6 +78,11 @@ class LitlabCLI(LightningCLI):
             auto_configure_optimizers=False,
             args=args,
         )
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        # Raise instead of printing usage and exiting, so main() can say what is wrong briefly.
+        kwargs.setdefault("exit_on_error", False)
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -204,9 +211,15 @@ def _configure_logging() -> None:
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``litlab`` console script."""
     _configure_logging()
+    argv = sys.argv[1:] if args is None else args
+    subcommand = next((a for a in argv if a in LightningCLI.subcommands()), None)
     try:
         LitlabCLI(args=args)
-    except LitlabError as err:
-        sys.exit(f"litlab: error: {err}")
+    except ArgumentError as err:
+        sys.exit(f"litlab: error: {describe_parse_error(str(err), subcommand)}")
+    except Exception as err:
+        if (user_error := find_litlab_error(err)) is None:
+            raise
+        sys.exit(f"litlab: error: {user_error}")
     finally:
         os.environ.pop(RUN_DIR_ENV_VAR, None)

@@ -3,11 +3,16 @@ and the metric that checkpoints and sweeps watch."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from litlab.core.errors import LitlabError
+
+TASK_OPTIMIZER_ARGS = ("lr", "weight_decay")
 
 
 class Task(LightningModule):
@@ -41,6 +46,7 @@ class Task(LightningModule):
         lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every optimizer ``"step"``.
         """
         super().__init__()
+        _check_optimizer_leaves_lr_to_task(optimizer)
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer_factory = optimizer
@@ -62,3 +68,21 @@ class Task(LightningModule):
                 "monitor": self.monitor,
             },
         }
+
+
+def _check_optimizer_leaves_lr_to_task(optimizer: OptimizerCallable) -> None:
+    """Refuse an lr or weight_decay set in ``optimizer.init_args``: the task's value would
+    silently replace it."""
+    given = getattr(optimizer, "keywords", None) or {}
+    optimizer_class = next(
+        (arg for arg in getattr(optimizer, "args", ()) if isinstance(arg, type)), None
+    )
+    if optimizer_class is None:
+        return
+    defaults = inspect.signature(optimizer_class).parameters
+    for name in TASK_OPTIMIZER_ARGS:
+        if name in given and name in defaults and given[name] != defaults[name].default:
+            raise LitlabError(
+                f"optimizer.init_args.{name} is set to {given[name]}, but the task owns {name}: "
+                f"set model.init_args.{name} (--model.{name}) instead."
+            )

@@ -1,0 +1,59 @@
+"""Turn the CLI's parse and instantiation errors into one short message for the user."""
+
+from __future__ import annotations
+
+import re
+
+from litlab.core.errors import LitlabError
+
+# jsonargparse's messages nest one block per Union member and repeat the whole given value;
+# these lines never help a user find their mistake.
+_NOISE = (
+    "Given value",
+    "Subtypes:",
+    "Does not validate",
+    "Errors:",
+    "Problem with given class_path",
+)
+
+
+def describe_parse_error(message: str, subcommand: str | None) -> str:
+    """A short message naming the bad key, from a jsonargparse parse error."""
+    help_hint = f"`litlab {subcommand or '<fit|validate|test|predict>'} --help` lists the keys"
+    if missing := re.search(r"File does not exist: '([^']+)'", message):
+        return f"config file not found: {missing.group(1)}. Check the path given to -c/--config."
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    class_path = re.search(r"Problem with given class_path '([^']+)'", message)
+    if unknown := re.search(r"Option '([^']+)' is not accepted", message):
+        key = ".".join([*keys, unknown.group(1)])
+        owner = f" ({class_path.group(1)} has no such argument)" if class_path else ""
+        return f"unknown config key '{key}'{owner}. Check its spelling; {help_hint}."
+    if unknown := re.search(r"does not accept option '([^']+)'", message):
+        return f"unknown config key '{unknown.group(1)}'. Check its spelling; {help_hint}."
+    if keys:
+        lines = (line.strip().lstrip("- ") for line in message.splitlines()[1:])
+        details = [
+            line
+            for line in lines
+            if line
+            and not line.startswith(_NOISE)
+            and "Parser key" not in line
+            and "<class 'NoneType'>" not in line
+        ]
+        given = re.search(r"Given value: (.{1,80})$", message, flags=re.MULTILINE)
+        if given and not any("Got value" in line for line in details):
+            details.append(f"got {given.group(1)}")
+        return f"invalid value for '{'.'.join(keys)}': {'; '.join(details)}. {help_hint}."
+    return f"{message.strip()}. {help_hint}."
+
+
+def find_litlab_error(error: BaseException) -> LitlabError | None:
+    """The LitlabError behind ``error``, if any (jsonargparse and Lightning wrap them)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LitlabError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
