@@ -82,6 +82,8 @@ class LitlabCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         # Raise instead of printing usage and exiting, so main() can say what is wrong briefly.
         kwargs.setdefault("exit_on_error", False)
+        # Prefix matching would read a misspelt --trainer.max_epoch as --trainer.max_epochs.
+        kwargs.setdefault("allow_abbrev", False)
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

@@ -28,6 +28,8 @@ def describe_parse_error(message: str, subcommand: str | None) -> str:
         key = ".".join([*keys, unknown.group(1)])
         owner = f" ({class_path.group(1)} has no such argument)" if class_path else ""
         return f"unknown config key '{key}'{owner}. Check its spelling; {help_hint}."
+    if unknown := re.search(r"unrecognized arguments: --(\S+)", message):
+        return f"unknown config key '{unknown.group(1)}'. Check its spelling; {help_hint}."
     if unknown := re.search(r"does not accept option '([^']+)'", message):
         return f"unknown config key '{unknown.group(1)}'. Check its spelling; {help_hint}."
     if keys:

@@ -74,9 +74,9 @@ def _check_optimizer_leaves_lr_to_task(optimizer: OptimizerCallable) -> None:
     """Refuse an lr or weight_decay set in ``optimizer.init_args``: the task's value would
     silently replace it."""
     given = getattr(optimizer, "keywords", None) or {}
-    optimizer_class = next(
-        (arg for arg in getattr(optimizer, "args", ()) if isinstance(arg, type)), None
-    )
+    # functools.partial(AdamW, ...) holds the class in .func; jsonargparse's partial, in .args.
+    candidates = (getattr(optimizer, "func", None), *getattr(optimizer, "args", ()))
+    optimizer_class = next((c for c in candidates if isinstance(c, type)), None)
     if optimizer_class is None:
         return
     defaults = inspect.signature(optimizer_class).parameters

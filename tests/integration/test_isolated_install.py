@@ -1,0 +1,113 @@
+"""Installing litlab-vision alone into an empty virtual environment brings litlab-core and
+litlab-vision with their own dependencies, and nothing from the NLP or generative side.
+
+Versions are pinned to uv.lock through a constraints file exported with `uv export`, so the
+install comes from uv's cache (PyPI is only asked for index metadata it does not hold yet).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Run inside the fresh venv: what is importable there, and where litlab.core/vision come from.
+PROBE = """
+import importlib.util, json
+import litlab.core, litlab.vision
+from litlab.vision.models.mlp import MLPClassifier
+names = ("litlab.nlp", "litlab.generative", "transformers", "peft", "datasets")
+print(json.dumps({
+    "core": litlab.core.__file__,
+    "vision": litlab.vision.__file__,
+    "present": [n for n in names if importlib.util.find_spec(n) is not None],
+}))
+"""
+
+# Two ways in, both must give the same set of distributions:
+# - "readme": `uv pip install packages/vision`, the command the README gives. uv finds the
+#   workspace around the member and takes litlab-core from the root's `[tool.uv.sources]`
+#   (`workspace = true`), which installs it *editable*, pointing at packages/core/src.
+#   (Naming packages/core as well changes nothing: the workspace source still wins.)
+# - "wheels": `--no-sources packages/core packages/vision` builds both as ordinary wheels, so
+#   the core wheel itself must carry the CLI, the entry point and the `litlab` namespace.
+#   `--no-sources packages/vision` alone fails: litlab-core is not on PyPI.
+INSTALL_ARGS = {
+    "readme": ["packages/vision"],
+    "wheels": ["--no-sources", "packages/core", "packages/vision"],
+}
+
+
+def _run(cmd: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=cwd)
+    except subprocess.CalledProcessError as error:
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} exited {error.returncode}\n"
+            f"stdout:\n{error.stdout}\nstderr:\n{error.stderr}"
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", sorted(INSTALL_ARGS))
+def test_vision_installs_alone(tmp_path: Path, mode: str) -> None:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+
+    # Keep the outer environment (pytest's venv, a `uv run`) from leaking into the new one.
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    venv = tmp_path / "venv"
+    python = venv / "bin" / "python"
+    constraints = tmp_path / "constraints.txt"
+
+    _run([uv, "venv", str(venv), "--python", sys.executable], env=env, cwd=tmp_path)
+    _run(
+        [
+            uv,
+            "export",
+            "--frozen",
+            "--no-hashes",
+            "--no-emit-workspace",
+            "--no-header",
+            "--all-groups",
+            "-o",
+            str(constraints),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+    )
+    install = _run(
+        [uv, "pip", "install", "--python", str(python), "-c", str(constraints)]
+        + INSTALL_ARGS[mode],
+        env=env,
+        cwd=REPO_ROOT,
+    )
+
+    probe = _run([str(python), "-c", PROBE], env=env, cwd=tmp_path)
+    found = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert found["present"] == [], f"should not be importable: {found['present']}\n{probe.stderr}"
+    assert Path(found["vision"]).resolve().is_relative_to(venv.resolve()), found
+    if mode == "wheels":
+        assert Path(found["core"]).resolve().is_relative_to(venv.resolve()), found
+
+    listed = _run(
+        [uv, "pip", "list", "--python", str(python), "--format", "json"], env=env, cwd=tmp_path
+    )
+    litlab_dists = sorted(d["name"] for d in json.loads(listed.stdout) if "litlab" in d["name"])
+    assert litlab_dists == ["litlab-core", "litlab-vision"], (
+        f"{litlab_dists}\ninstall stderr:\n{install.stderr}"
+    )
+
+    litlab = venv / "bin" / "litlab"
+    assert litlab.is_file(), f"no console script at {litlab}\ninstall stderr:\n{install.stderr}"
+    help_run = _run([str(litlab), "--help"], env=env, cwd=tmp_path)
+    for subcommand in ("fit", "validate", "test", "predict"):
+        assert subcommand in help_run.stdout, help_run.stdout + help_run.stderr
