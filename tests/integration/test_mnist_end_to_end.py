@@ -88,3 +88,18 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     accuracy = re.search(r"test/acc\s*│\s*([0-9.]+)", test.stdout)
     assert accuracy, test.stdout[-2000:]
     assert 0.1 < float(accuracy.group(1)) <= 1.0
+
+
+@pytest.mark.slow
+def test_two_process_ddp_shares_one_run_folder(data_root, in_tmp_dir, no_wandb_login):
+    """The same config on 2 CPU processes (gloo) by changing trainer.* only."""
+    litlab(
+        "fit", "-c", str(MNIST_MLP), *SHORT_RUN,
+        "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+        "--trainer.precision", "bf16-mixed",
+        env=no_wandb_login, cwd=in_tmp_dir,
+    )  # fmt: skip
+    (run_dir,) = (in_tmp_dir / "runs" / "mnist_mlp").iterdir()
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1

@@ -51,11 +51,14 @@ class SaveRunConfig(SaveConfigCallback):
         pl_module._log_hyperparams = False
         if trainer.datamodule is not None:
             trainer.datamodule._log_hyperparams = False
+        # trainer.log_dir is a collective (it broadcasts), so every rank reads it here;
+        # save_config runs on rank zero only.
+        self.log_dir = Path(trainer.log_dir or ".")
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        config_path = Path(trainer.log_dir or ".") / self.config_filename
+        config_path = self.log_dir / self.config_filename
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_config(config, config_path)

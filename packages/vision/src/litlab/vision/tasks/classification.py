@@ -64,7 +64,16 @@ class ImageClassifier(Task):
         accuracy = getattr(self, f"{stage}_acc")
         accuracy(logits, labels)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True)
+        # Epoch-level losses are averaged over ranks under DDP; syncing every step would cost
+        # a collective per batch for a number that is only displayed.
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=not on_step,
+        )
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
