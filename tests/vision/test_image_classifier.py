@@ -134,11 +134,25 @@ def test_configure_optimizers_uses_task_lr_and_weight_decay():
     )
     optimizer = task.configure_optimizers()
     assert type(optimizer) is torch.optim.SGD
-    (group,) = optimizer.param_groups
-    assert group["lr"] == 0.05
+    decayed, exempt = optimizer.param_groups
+    assert decayed["lr"] == exempt["lr"] == 0.05
+    assert decayed["momentum"] == exempt["momentum"] == 0.9
+    # Weight matrices decay; biases (1-d) are exempt by default.
+    assert decayed["weight_decay"] == 0.01
+    assert exempt["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decayed["params"])
+    assert all(p.ndim == 1 for p in exempt["params"])
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in task.parameters())
+
+
+def test_decay_norm_and_bias_puts_everything_in_one_group():
+    task = ImageClassifier(
+        _tiny_model(), num_classes=3, weight_decay=0.01, decay_norm_and_bias=True
+    )
+    (group,) = task.configure_optimizers().param_groups
     assert group["weight_decay"] == 0.01
-    assert group["momentum"] == 0.9
-    assert [id(p) for p in group["params"]] == [id(p) for p in task.parameters()]
+    assert len(group["params"]) == len(list(task.parameters()))
 
 
 def test_default_optimizer_is_adamw():
@@ -193,8 +207,9 @@ def test_predict_step_is_softmax_argmax():
         probabilities = torch.softmax(task(x), dim=-1)
         from_tuple = task.predict_step((x, torch.zeros(10, dtype=torch.long)), 0)
         from_tensor = task.predict_step(x, 0)
+    assert set(from_tuple) == {"id", "label", "probability"}
+    assert set(from_tensor) == {"label", "probability"}
     for out in (from_tuple, from_tensor):
-        assert set(out) == {"label", "probability"}
         torch.testing.assert_close(out["label"], probabilities.argmax(-1))
         torch.testing.assert_close(out["probability"], probabilities.max(-1).values)
         assert torch.all(out["probability"] >= 1 / 3)

@@ -36,14 +36,19 @@ class Task(LightningModule):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
+        decay_norm_and_bias: bool = False,
     ) -> None:
         """Args:
         lr: Peak learning rate given to the optimizer.
         weight_decay: Weight decay given to the optimizer.
-        optimizer: Optimizer class (``class_path``) called with the parameters, lr and
+        optimizer: Optimizer class (``class_path``) called with the parameter groups, lr and
             weight_decay.
-        lr_scheduler: Optional scheduler class (``class_path``) called with the optimizer.
+        lr_scheduler: Optional scheduler class (``class_path``) called with the optimizer. A
+            ``total_steps`` or ``max_lr`` it leaves unset is filled from the trainer and the
+            groups' learning rates (OneCycleLR, WarmupCosineLR).
         lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every optimizer ``"step"``.
+        decay_norm_and_bias: Apply weight decay to normalisation weights and biases too; by
+            default they are exempt, as is usual (they set scale and offset, not capacity).
         """
         super().__init__()
         _check_optimizer_leaves_lr_to_task(optimizer)
@@ -52,14 +57,33 @@ class Task(LightningModule):
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
+        self.decay_norm_and_bias = decay_norm_and_bias
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The parts of the network that train with their own LR.
+
+        Each dict holds ``params`` and optionally ``lr_scale`` (multiplies ``lr``). Override it,
+        e.g. to give a pretrained backbone a lower LR than a new head.
+        """
+        return [{"params": list(self.parameters())}]
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(
-            self.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
+        groups = []
+        for group in self.parameter_groups():
+            lr = self.lr * group.get("lr_scale", 1.0)
+            params = list(group["params"])
+            # Norm weights and biases are the 1-d tensors (timm's rule).
+            exempt = [] if self.decay_norm_and_bias else [p for p in params if p.ndim <= 1]
+            decayed = [p for p in params if not any(p is e for e in exempt)]
+            groups += [
+                {"params": decayed, "lr": lr, "weight_decay": self.weight_decay},
+                {"params": exempt, "lr": lr, "weight_decay": 0.0},
+            ]
+        groups = [group for group in groups if group["params"]]
+        optimizer = self.optimizer_factory(groups, lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_scheduler_factory is None:
             return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
+        scheduler = self.lr_scheduler_factory(optimizer, **self._scheduler_defaults(groups))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
@@ -69,14 +93,28 @@ class Task(LightningModule):
             },
         }
 
+    def _scheduler_defaults(self, groups: list[dict[str, Any]]) -> dict[str, Any]:
+        """Values a schedule needs that only the trainer knows, where the config left them unset."""
+        given = getattr(self.lr_scheduler_factory, "keywords", None) or {}
+        scheduler_class = _factory_class(self.lr_scheduler_factory)
+        accepted = inspect.signature(scheduler_class).parameters if scheduler_class else {}
+        defaults: dict[str, Any] = {}
+        if "total_steps" in accepted and given.get("total_steps") is None:
+            defaults["total_steps"] = (
+                int(self.trainer.estimated_stepping_batches)
+                if self.lr_scheduler_interval == "step"
+                else int(self.trainer.max_epochs)
+            )
+        if "max_lr" in accepted and given.get("max_lr") is None:
+            defaults["max_lr"] = [group["lr"] for group in groups]
+        return defaults
+
 
 def _check_optimizer_leaves_lr_to_task(optimizer: OptimizerCallable) -> None:
     """Refuse an lr or weight_decay set in ``optimizer.init_args``: the task's value would
     silently replace it."""
     given = getattr(optimizer, "keywords", None) or {}
-    # functools.partial(AdamW, ...) holds the class in .func; jsonargparse's partial, in .args.
-    candidates = (getattr(optimizer, "func", None), *getattr(optimizer, "args", ()))
-    optimizer_class = next((c for c in candidates if isinstance(c, type)), None)
+    optimizer_class = _factory_class(optimizer)
     if optimizer_class is None:
         return
     defaults = inspect.signature(optimizer_class).parameters
@@ -86,3 +124,10 @@ def _check_optimizer_leaves_lr_to_task(optimizer: OptimizerCallable) -> None:
                 f"optimizer.init_args.{name} is set to {given[name]}, but the task owns {name}: "
                 f"set model.init_args.{name} (--model.{name}) instead."
             )
+
+
+def _factory_class(factory: Any) -> type | None:
+    """The class a config callable builds, or None for a plain function."""
+    # functools.partial(AdamW, ...) holds the class in .func; jsonargparse's partial, in .args.
+    candidates = (factory, getattr(factory, "func", None), *getattr(factory, "args", ()))
+    return next((c for c in candidates if isinstance(c, type)), None)

@@ -132,6 +132,18 @@ class WandbLogger(LightningWandbLogger):
             run.save(str(uploaded), base_path=run.dir, policy="now")
 
     @rank_zero_only
+    def log_confusion_matrix(
+        self, key: str, targets: list[int], predictions: list[int], class_names: list[str]
+    ) -> None:
+        """A W&B confusion-matrix chart of integer targets against predictions."""
+        import wandb
+
+        chart = wandb.plot.confusion_matrix(
+            y_true=targets, preds=predictions, class_names=class_names, title=key
+        )
+        self.experiment.log({key: chart})
+
+    @rank_zero_only
     def finish(self, exit_code: int = 0) -> None:
         """End the W&B run; for an offline run, print the command that uploads it."""
         run, self._experiment = self._experiment, None

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Callback
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
+from litlab.vision.callbacks.classification_report import ClassificationReport
 
 
 class ImageClassifier(Task):
     """Trains ``model`` (images -> logits) with cross-entropy and reports accuracy.
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``;
-    the best checkpoint is the one with the highest ``val/acc``.
+    the best checkpoint is the one with the highest ``val/acc``. Targets may be class indices
+    or, after MixUp/CutMix, class probabilities (B, num_classes). At test time W&B gets a
+    confusion matrix and the worst-classified images; ``litlab predict`` writes a CSV.
+
+    Transfer learning needs a model with ``backbone_parameters()``/``head_parameters()`` (and
+    ``unfreeze_backbone()`` for a delayed unfreeze), as ``TorchvisionResNet`` has.
     """
 
     monitor = "val/acc"
@@ -34,6 +42,10 @@ class ImageClassifier(Task):
         optimizer: OptimizerCallable = torch.optim.AdamW,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
+        decay_norm_and_bias: bool = False,
+        backbone_lr_scale: float = 1.0,
+        unfreeze_backbone_at_epoch: int | None = None,
+        report_worst: int = 16,
     ) -> None:
         """Args:
         model: The network (a ``class_path`` in YAML) mapping images to ``num_classes`` logits.
@@ -44,12 +56,34 @@ class ImageClassifier(Task):
         optimizer: Optimizer class, called with the parameters, lr and weight_decay.
         lr_scheduler: Optional LR scheduler class, called with the optimizer.
         lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every ``"step"``.
+        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
+        backbone_lr_scale: LR of the model's backbone relative to ``lr`` (fine-tuning a
+            pretrained backbone under a new head, e.g. 0.1).
+        unfreeze_backbone_at_epoch: Unfreeze a frozen backbone from this epoch on (feature
+            extraction first, then fine-tuning).
+        report_worst: Worst-classified test images shown in W&B (0: no test report).
         """
-        super().__init__(lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval)
+        super().__init__(
+            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+        )
+        needs = {
+            "backbone_parameters": backbone_lr_scale != 1.0,
+            "unfreeze_backbone": unfreeze_backbone_at_epoch is not None,
+        }
+        for method, needed in needs.items():
+            if needed and not hasattr(model, method):
+                raise LitlabError(
+                    f"{type(model).__name__} has no {method}(): backbone_lr_scale and "
+                    f"unfreeze_backbone_at_epoch need a model with a backbone, such as "
+                    f"litlab.vision.models.torchvision_resnet.TorchvisionResNet."
+                )
         self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
         self.model = model
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
+        self.backbone_lr_scale = backbone_lr_scale
+        self.unfreeze_backbone_at_epoch = unfreeze_backbone_at_epoch
+        self.report_worst = report_worst
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -57,10 +91,30 @@ class ImageClassifier(Task):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
-        images, labels = batch
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        if self.backbone_lr_scale == 1.0:
+            return super().parameter_groups()
+        return [
+            {"params": self.model.backbone_parameters(), "lr_scale": self.backbone_lr_scale},
+            {"params": self.model.head_parameters()},
+        ]
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [ClassificationReport(self.report_worst)] if self.report_worst else []
+
+    def on_train_epoch_start(self) -> None:
+        # A frozen backbone stays in the optimizer (frozen parameters get no gradient, so the
+        # optimizer skips them); unfreezing only lets gradients flow again.
+        epoch = self.unfreeze_backbone_at_epoch
+        if epoch is not None and self.current_epoch >= epoch:
+            self.model.unfreeze_backbone()
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, Any]:
+        images, targets = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        # MixUp/CutMix targets are class probabilities; accuracy counts the dominant class.
+        labels = targets.argmax(dim=-1) if targets.is_floating_point() else targets
         accuracy = getattr(self, f"{stage}_acc")
         accuracy(logits, labels)
         on_step = stage == "train"
@@ -75,19 +129,28 @@ class ImageClassifier(Task):
             sync_dist=not on_step,
         )
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return {"loss": loss, "logits": logits.detach(), "targets": labels}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, "train")
+        return self._step(batch, "train")["loss"]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, "val")
+        return self._step(batch, "val")["loss"]
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         return self._step(batch, "test")
 
-    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        """Batches are ``(images, ids)``: ids name the samples (file names, test indices)."""
+        images, ids = batch if isinstance(batch, (list, tuple)) else (batch, None)
         probabilities = self(images).softmax(dim=-1)
         confidence, label = probabilities.max(dim=-1)
-        return {"label": label, "probability": confidence}
+        rows: dict[str, Any] = {}
+        if ids is not None:
+            rows["id"] = ids
+        rows["label"] = label
+        names = getattr(self.trainer.datamodule, "class_names", None) if self._trainer else None
+        if names:
+            rows["class_name"] = [names[i] for i in label.tolist()]
+        rows["probability"] = confidence
+        return rows

@@ -1,0 +1,33 @@
+import csv
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+
+from litlab.core.callbacks import CSVPredictionWriter
+
+
+class Doubler(LightningModule):
+    def predict_step(self, batch, batch_idx):
+        (x,) = batch
+        return {"id": [f"item{int(v)}" for v in x], "double": x * 2}
+
+
+def test_every_sample_becomes_one_row(tmp_path):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(7.0)), 3)
+    writer = CSVPredictionWriter(str(tmp_path / "out" / "predictions.csv"))
+    trainer = Trainer(callbacks=[writer], logger=False, enable_progress_bar=False)
+    trainer.predict(Doubler(), data, return_predictions=False)
+    rows = list(csv.reader(writer.path.open()))
+    assert rows[0] == ["id", "double"]
+    assert rows[1:] == [[f"item{i}", str(2.0 * i)] for i in range(7)]
+
+
+def test_default_file_is_in_the_log_dir(tmp_path):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(2.0)), 2)
+    writer = CSVPredictionWriter()
+    trainer = Trainer(
+        callbacks=[writer], logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    trainer.predict(Doubler(), data, return_predictions=False)
+    assert writer.path == tmp_path / "predictions.csv"
+    assert writer.path.read_text().splitlines()[0] == "id,double"

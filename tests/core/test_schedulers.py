@@ -1,0 +1,68 @@
+import math
+from functools import partial
+
+import pytest
+import torch
+from lightning.pytorch import Trainer
+
+from litlab.core.schedulers import WarmupCosineLR
+from litlab.core.task import Task
+
+
+def lrs(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> list[float]:
+    values = []
+    for _ in range(steps):
+        values.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return values
+
+
+def test_warmup_cosine_matches_the_formula():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule = lrs(WarmupCosineLR(optimizer, warmup_steps=4, total_steps=20, min_lr_ratio=0.1), 20)
+    for step, lr in enumerate(schedule):
+        if step < 4:
+            expected = 0.1 * (step + 1) / 4
+        else:
+            progress = (step - 4) / 16
+            expected = 0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        assert lr == pytest.approx(expected)
+    assert max(schedule) == pytest.approx(0.1)
+
+
+def test_warmup_cosine_rejects_warmup_longer_than_training():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupCosineLR(optimizer, warmup_steps=30, total_steps=20)
+
+
+class TinyTask(Task):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).pow(2).mean()
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "interval", "expected_total"),
+    [
+        (partial(WarmupCosineLR, warmup_steps=2), "step", 3 * 5),
+        (partial(WarmupCosineLR, warmup_steps=1), "epoch", 3),
+        (torch.optim.lr_scheduler.OneCycleLR, "step", 3 * 5),
+    ],
+)
+def test_total_steps_and_max_lr_come_from_the_trainer(scheduler, interval, expected_total):
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(20, 2)), 4)
+    task = TinyTask(lr=0.05, lr_scheduler=scheduler, lr_scheduler_interval=interval)
+    trainer = Trainer(
+        max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(task, data)
+    built = trainer.lr_scheduler_configs[0].scheduler
+    assert built.total_steps == expected_total
+    if isinstance(built, torch.optim.lr_scheduler.OneCycleLR):
+        assert [g["max_lr"] for g in built.optimizer.param_groups] == [0.05, 0.05]

@@ -1,0 +1,65 @@
+import torch
+import torch.nn.functional as F
+
+from litlab.vision.callbacks.classification_report import ClassificationReport
+
+
+class RecordingWandb:
+    """Stands in for litlab's WandbLogger: records what would be logged."""
+
+    def __init__(self):
+        self.matrices, self.images = [], []
+
+    def log_confusion_matrix(self, key, targets, predictions, class_names):
+        self.matrices.append((key, targets, predictions, class_names))
+
+    def log_image(self, key, images, caption):
+        self.images.append((key, images, caption))
+
+
+class FakeTrainer:
+    def __init__(self, logger):
+        self.loggers = [logger]
+        self.datamodule = type("DM", (), {"class_names": ["zero", "one", "two"]})()
+
+
+def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):
+    import litlab.vision.callbacks.classification_report as report_module
+
+    monkeypatch.setattr(report_module, "WandbLogger", RecordingWandb)
+    torch.manual_seed(0)
+    report = ClassificationReport(num_worst=3)
+    logger = RecordingWandb()
+    trainer = FakeTrainer(logger)
+    report.on_test_epoch_start(trainer, None)
+    all_logits, all_targets, all_images = [], [], []
+    for batch_idx in range(4):
+        images = torch.randn(5, 1, 4, 4)
+        logits, targets = torch.randn(5, 3) * 3, torch.randint(0, 3, (5,))
+        outputs = {"logits": logits, "targets": targets}
+        report.on_test_batch_end(trainer, None, outputs, (images, targets), batch_idx)
+        all_logits.append(logits)
+        all_targets.append(targets)
+        all_images.append(images)
+    report.on_test_epoch_end(trainer, None)
+
+    logits, targets, images = torch.cat(all_logits), torch.cat(all_targets), torch.cat(all_images)
+    ((key, seen_targets, predictions, names),) = logger.matrices
+    assert key == "test/confusion_matrix"
+    assert seen_targets == targets.tolist()
+    assert predictions == logits.argmax(-1).tolist()
+    assert names == ["zero", "one", "two"]
+
+    worst = F.cross_entropy(logits, targets, reduction="none").topk(3).indices
+    ((_, shown, captions),) = logger.images
+    assert len(shown) == len(captions) == 3
+    for rank, index in enumerate(worst.tolist()):
+        predicted = int(logits[index].argmax())
+        probability = logits[index].softmax(-1)[predicted]
+        assert captions[rank] == (
+            f"pred {names[predicted]} ({probability:.2f}), true {names[int(targets[index])]}"
+        )
+        expected = images[index, 0]
+        expected = (expected - expected.min()) / (expected.max() - expected.min())
+        assert shown[rank].dtype.name == "uint8"
+        assert torch.allclose(torch.from_numpy(shown[rank]).float(), expected * 255, atol=0.51)
