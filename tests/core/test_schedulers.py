@@ -31,10 +31,12 @@ def test_warmup_cosine_matches_the_formula():
     assert max(schedule) == pytest.approx(0.1)
 
 
-def test_warmup_cosine_rejects_warmup_longer_than_training():
+def test_warmup_longer_than_training_warms_up_over_the_whole_run():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    schedule = lrs(WarmupCosineLR(optimizer, warmup_steps=30, total_steps=4), 4)
+    assert schedule == pytest.approx([0.025, 0.05, 0.075, 0.1])
     with pytest.raises(ValueError, match="warmup_steps"):
-        WarmupCosineLR(optimizer, warmup_steps=30, total_steps=20)
+        WarmupCosineLR(optimizer, warmup_steps=-1, total_steps=4)
 
 
 class TinyTask(Task):

@@ -20,7 +20,7 @@ class RecordingWandb:
 class FakeTrainer:
     def __init__(self, logger):
         self.loggers = [logger]
-        self.datamodule = type("DM", (), {"class_names": ["zero", "one", "two"]})()
+        self.datamodule = type("DM", (), {"classes": ("zero", "one", "two")})()
 
 
 def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):

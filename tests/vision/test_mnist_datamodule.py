@@ -65,7 +65,7 @@ def test_test_stage_is_official_test_set(data_root):
     # First official test digits (LeCun's t10k file): 7, 2, 1, 0, 4.
     assert dm.test_set.targets[:5].tolist() == [7, 2, 1, 0, 4]
     assert len(dm.test_dataloader().dataset) == 10000
-    assert dm.predict_dataloader().dataset is dm.test_set
+    assert dm.predict_dataloader().dataset.dataset is dm.test_set
 
 
 def test_first_training_labels(data_root):

@@ -32,9 +32,11 @@ class WarmupCosineLR(LambdaLR):
         """
         if total_steps is None:
             raise ValueError("WarmupCosineLR needs total_steps (litlab fills it from the trainer)")
-        if not 0 <= warmup_steps <= total_steps:
-            raise ValueError(f"warmup_steps={warmup_steps} must lie in [0, {total_steps}]")
-        self.warmup_steps = warmup_steps
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps={warmup_steps} must not be negative")
+        # A shortened run (fast_dev_run, limit_train_batches) is shorter than its warm-up; it
+        # then warms up over the whole run rather than failing.
+        self.warmup_steps = min(warmup_steps, total_steps)
         self.total_steps = total_steps
         self.min_lr_ratio = min_lr_ratio
         super().__init__(optimizer, self._factor, last_epoch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+log = logging.getLogger(__name__)
 
 
 class CSVPredictionWriter(BasePredictionWriter):
@@ -66,6 +69,7 @@ class CSVPredictionWriter(BasePredictionWriter):
         if self._file is not None:
             self._file.close()
             self._file = self._writer = None
+            log.info("Predictions written to %s", self._path)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -88,7 +88,7 @@ def _displayable(image: torch.Tensor) -> Any:
 
 
 def _class_names(trainer: Trainer, num_classes: int) -> list[str]:
-    names = getattr(trainer.datamodule, "class_names", None)
+    names = getattr(trainer.datamodule, "classes", None)
     return (
         list(names) if names and len(names) == num_classes else [str(i) for i in range(num_classes)]
     )

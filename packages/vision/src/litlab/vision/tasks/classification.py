@@ -11,6 +11,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from litlab.core.callbacks import CSVPredictionWriter
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
@@ -100,7 +101,10 @@ class ImageClassifier(Task):
         ]
 
     def configure_callbacks(self) -> list[Callback]:
-        return [ClassificationReport(self.report_worst)] if self.report_worst else []
+        callbacks: list[Callback] = [CSVPredictionWriter()]
+        if self.report_worst:
+            callbacks.append(ClassificationReport(self.report_worst))
+        return callbacks
 
     def on_train_epoch_start(self) -> None:
         # A frozen backbone stays in the optimizer (frozen parameters get no gradient, so the
@@ -149,7 +153,7 @@ class ImageClassifier(Task):
         if ids is not None:
             rows["id"] = ids
         rows["label"] = label
-        names = getattr(self.trainer.datamodule, "class_names", None) if self._trainer else None
+        names = getattr(self.trainer.datamodule, "classes", None) if self._trainer else None
         if names:
             rows["class_name"] = [names[i] for i in label.tolist()]
         rows["probability"] = confidence
