@@ -89,11 +89,6 @@ def test_data_missing_and_no_network(tmp_path, monkeypatch):
     assert "LITLAB_DATA" in message
 
 
-def test_optimizer_lr_belongs_to_the_task():
-    message = run_cli_error("fit", "-c", MNIST_MLP, "--model.optimizer.init_args.lr", "0.5")
-    assert "model.init_args.lr" in message
-
-
 def test_best_checkpoint_before_any_training():
     message = run_cli_error("test", "-c", MNIST_MLP, "--ckpt_path", "best")
     assert "no 'best' checkpoint" in message

@@ -1,9 +1,17 @@
-"""Every experiment YAML runs one batch of fit, so a preset can never silently rot."""
+"""Every experiment YAML runs one batch of fit, so a preset can never silently rot.
+
+MNIST is the real one; Fashion-MNIST and CIFAR-10 have no offline copy, so small fake files in
+torchvision's own layout stand in, and pretrained weights (a download) are replaced by the
+same architecture's random weights.
+"""
 
 import sys
 from pathlib import Path
 
 import pytest
+import torchvision
+import yaml
+from fake_datasets import accept_fake_cifar10, write_fake_cifar10, write_fake_fashion_mnist
 
 from litlab.core.cli import main
 
@@ -19,8 +27,27 @@ def test_there_are_experiments():
     assert EXPERIMENTS
 
 
+@pytest.fixture
+def offline_data_root(data_root, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "MNIST").symlink_to(data_root / "MNIST")
+    write_fake_fashion_mnist(root, n_train=5100, n_test=100)  # the YAML holds out 5000
+    accept_fake_cifar10(monkeypatch, write_fake_cifar10(root, n_per_batch=1100, n_test=100))
+    monkeypatch.setenv("LITLAB_DATA", str(root))
+    return root
+
+
+def random_pretrained_weights(monkeypatch, config: dict) -> None:
+    network = config["model"]["init_args"]["model"]["init_args"]
+    if network.get("weights"):
+        state = torchvision.models.get_model(network["arch"], weights=None).state_dict()
+        monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: state)
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
-def test_experiment_runs_one_batch(config, data_root, in_tmp_dir, monkeypatch):
+def test_experiment_runs_one_batch(config, offline_data_root, in_tmp_dir, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["litlab"])
+    random_pretrained_weights(monkeypatch, yaml.safe_load(config.read_text()))
     main(["fit", "-c", str(config), "--trainer.fast_dev_run", "1"])
     assert not (in_tmp_dir / "runs").exists() or not any((in_tmp_dir / "runs").rglob("*.ckpt"))

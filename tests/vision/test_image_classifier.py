@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import lightning
 import pytest
@@ -13,7 +14,6 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from litlab.core.errors import LitlabError
 from litlab.vision.tasks.classification import ImageClassifier
 
 pytestmark = pytest.mark.filterwarnings(
@@ -224,10 +224,13 @@ def _optimizer_from_config(*args: str):
 
 
 @pytest.mark.parametrize("name", ["lr", "weight_decay"])
-def test_config_optimizer_with_lr_is_refused(name):
+def test_config_optimizer_lr_loses_to_the_task_with_a_warning(name, caplog):
     optimizer = _optimizer_from_config(f"--optimizer.{name}=0.5")
-    with pytest.raises(LitlabError, match=f"model\\.init_args\\.{name}"):
-        ImageClassifier(_tiny_model(), num_classes=3, optimizer=optimizer)
+    task = ImageClassifier(_tiny_model(), num_classes=3, lr=0.02, optimizer=optimizer)
+    with caplog.at_level(logging.WARNING, logger="litlab"):
+        built = task.configure_optimizers()
+    assert built.param_groups[0][name] == getattr(task, name)
+    assert f"model.init_args.{name}" in caplog.text
 
 
 def test_config_optimizer_with_defaults_is_accepted():
@@ -239,11 +242,22 @@ def test_config_optimizer_with_defaults_is_accepted():
     assert built.param_groups[0]["betas"] == (0.8, 0.9)
 
 
-def test_plain_partial_with_lr_is_refused():
-    with pytest.raises(LitlabError, match="model\\.init_args\\.lr"):
-        ImageClassifier(
-            _tiny_model(), num_classes=3, optimizer=functools.partial(torch.optim.AdamW, lr=0.1)
-        )
+def test_plain_partial_with_lr_warns(caplog):
+    task = ImageClassifier(
+        _tiny_model(), num_classes=3, optimizer=functools.partial(torch.optim.AdamW, lr=0.1)
+    )
+    with caplog.at_level(logging.WARNING, logger="litlab"):
+        task.configure_optimizers()
+    assert "optimizer.init_args.lr=0.1 is ignored" in caplog.text
+
+
+def test_optimizer_class_switch_carrying_defaults_is_quiet(caplog):
+    """jsonargparse carries AdamW's weight_decay=0.01 into SGD; an SGD config must still run."""
+    optimizer = _optimizer_from_config("--optimizer=torch.optim.SGD", "--optimizer.momentum=0.9")
+    task = ImageClassifier(_tiny_model(), num_classes=3, weight_decay=0.01, optimizer=optimizer)
+    built = task.configure_optimizers()
+    assert type(built) is torch.optim.SGD
+    assert built.param_groups[0]["weight_decay"] == 0.01
 
 
 def test_plain_partial_with_default_lr_is_accepted():

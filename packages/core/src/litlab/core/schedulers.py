@@ -1,10 +1,11 @@
-"""Learning-rate schedules the torch library lacks."""
+"""Learning-rate schedules sized from the run: litlab fills their length from the trainer."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
-from torch.optim import Optimizer
+from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LambdaLR
 
 
@@ -49,4 +50,49 @@ class WarmupCosineLR(LambdaLR):
         )
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (
             1 + math.cos(math.pi * progress)
+        )
+
+
+class OneCycleLR(lr_scheduler.OneCycleLR):
+    """torch's OneCycleLR (Smith & Topin 2019) peaking at each parameter group's LR.
+
+    The peak is the task's ``lr`` (times a group's ``lr_scale``), so ``--model.lr`` and sweeps
+    change it; litlab fills ``total_steps`` from the trainer.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float] | None = None,
+        total_steps: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: Literal["cos", "linear"] = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        """Args:
+        optimizer: The optimizer.
+        max_lr: Peak LR; default: each group's LR.
+        total_steps: Length of the cycle; default: the length of training.
+        pct_start: Fraction of the cycle spent increasing the LR.
+        anneal_strategy: ``"cos"`` or ``"linear"`` annealing.
+        div_factor: Initial LR is ``max_lr / div_factor``.
+        final_div_factor: Final LR is the initial LR divided by this.
+        three_phase: Use the three-phase variant (fast.ai's).
+        last_epoch: Index of the last step, for resuming.
+        """
+        if max_lr is None:
+            max_lr = [group["lr"] for group in optimizer.param_groups]
+        super().__init__(
+            optimizer,
+            max_lr=max_lr,
+            total_steps=total_steps,
+            pct_start=pct_start,
+            anneal_strategy=anneal_strategy,
+            div_factor=div_factor,
+            final_div_factor=final_div_factor,
+            three_phase=three_phase,
+            last_epoch=last_epoch,
         )

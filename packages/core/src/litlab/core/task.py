@@ -4,13 +4,14 @@ and the metric that checkpoints and sweeps watch."""
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from litlab.core.errors import LitlabError
+log = logging.getLogger(__name__)
 
 TASK_OPTIMIZER_ARGS = ("lr", "weight_decay")
 
@@ -33,7 +34,7 @@ class Task(LightningModule):
         self,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
+        optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         decay_norm_and_bias: bool = False,
@@ -42,16 +43,16 @@ class Task(LightningModule):
         lr: Peak learning rate given to the optimizer.
         weight_decay: Weight decay given to the optimizer.
         optimizer: Optimizer class (``class_path``) called with the parameter groups, lr and
-            weight_decay.
+            weight_decay; default AdamW. Its own ``init_args.lr``/``weight_decay`` are ignored.
         lr_scheduler: Optional scheduler class (``class_path``) called with the optimizer. A
-            ``total_steps`` or ``max_lr`` it leaves unset is filled from the trainer and the
-            groups' learning rates (OneCycleLR, WarmupCosineLR).
+            ``total_steps`` it leaves unset is filled from the trainer (optimizer steps with
+            interval ``step``, epochs with ``epoch``), as for litlab.core.schedulers'
+            WarmupCosineLR and OneCycleLR.
         lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every optimizer ``"step"``.
         decay_norm_and_bias: Apply weight decay to normalisation weights and biases too; by
             default they are exempt, as is usual (they set scale and offset, not capacity).
         """
         super().__init__()
-        _check_optimizer_leaves_lr_to_task(optimizer)
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer_factory = optimizer
@@ -80,10 +81,12 @@ class Task(LightningModule):
                 {"params": exempt, "lr": lr, "weight_decay": 0.0},
             ]
         groups = [group for group in groups if group["params"]]
-        optimizer = self.optimizer_factory(groups, lr=self.lr, weight_decay=self.weight_decay)
+        factory = self.optimizer_factory or torch.optim.AdamW
+        self._warn_if_optimizer_sets_task_args(factory)
+        optimizer = factory(groups, lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_scheduler_factory is None:
             return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer, **self._scheduler_defaults(groups))
+        scheduler = self.lr_scheduler_factory(optimizer, **self._scheduler_defaults())
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
@@ -93,8 +96,30 @@ class Task(LightningModule):
             },
         }
 
-    def _scheduler_defaults(self, groups: list[dict[str, Any]]) -> dict[str, Any]:
-        """Values a schedule needs that only the trainer knows, where the config left them unset."""
+    def _warn_if_optimizer_sets_task_args(self, factory: OptimizerCallable) -> None:
+        """An lr or weight_decay in ``optimizer.init_args`` loses to the task's: say so.
+
+        Only a warning: jsonargparse carries init_args over when the optimizer class changes
+        on the command line, so such a value need not be the user's.
+        """
+        given = getattr(factory, "keywords", None) or {}
+        optimizer_class = _factory_class(factory)
+        defaults = inspect.signature(optimizer_class).parameters if optimizer_class else {}
+        for name in TASK_OPTIMIZER_ARGS:
+            value, task_value = given.get(name), getattr(self, name)
+            if (
+                name in given
+                and name in defaults
+                and value not in (defaults[name].default, task_value)
+            ):
+                log.warning(
+                    "optimizer.init_args.%s=%s is ignored: the task's %s=%s is used. Set "
+                    "model.init_args.%s (--model.%s) instead.",
+                    name, value, name, task_value, name, name,
+                )  # fmt: skip
+
+    def _scheduler_defaults(self) -> dict[str, Any]:
+        """The schedule length, which only the trainer knows, where the config left it unset."""
         given = getattr(self.lr_scheduler_factory, "keywords", None) or {}
         scheduler_class = _factory_class(self.lr_scheduler_factory)
         accepted = inspect.signature(scheduler_class).parameters if scheduler_class else {}
@@ -105,25 +130,7 @@ class Task(LightningModule):
                 if self.lr_scheduler_interval == "step"
                 else int(self.trainer.max_epochs)
             )
-        if "max_lr" in accepted and given.get("max_lr") is None:
-            defaults["max_lr"] = [group["lr"] for group in groups]
         return defaults
-
-
-def _check_optimizer_leaves_lr_to_task(optimizer: OptimizerCallable) -> None:
-    """Refuse an lr or weight_decay set in ``optimizer.init_args``: the task's value would
-    silently replace it."""
-    given = getattr(optimizer, "keywords", None) or {}
-    optimizer_class = _factory_class(optimizer)
-    if optimizer_class is None:
-        return
-    defaults = inspect.signature(optimizer_class).parameters
-    for name in TASK_OPTIMIZER_ARGS:
-        if name in given and name in defaults and given[name] != defaults[name].default:
-            raise LitlabError(
-                f"optimizer.init_args.{name} is set to {given[name]}, but the task owns {name}: "
-                f"set model.init_args.{name} (--model.{name}) instead."
-            )
 
 
 def _factory_class(factory: Any) -> type | None:

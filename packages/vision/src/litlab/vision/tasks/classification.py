@@ -40,7 +40,7 @@ class ImageClassifier(Task):
         label_smoothing: float = 0.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
+        optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         decay_norm_and_bias: bool = False,
@@ -54,7 +54,8 @@ class ImageClassifier(Task):
         label_smoothing: Cross-entropy label smoothing (0 disables it).
         lr: Learning rate.
         weight_decay: Weight decay.
-        optimizer: Optimizer class, called with the parameters, lr and weight_decay.
+        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
+            default AdamW.
         lr_scheduler: Optional LR scheduler class, called with the optimizer.
         lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every ``"step"``.
         decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).

@@ -1,0 +1,198 @@
+"""litlab (Lightning) against a plain PyTorch training loop, same model, data and batch size.
+
+For each case the two loops run alternately, several rounds each, from the same seed: the same
+initial weights, the same batches in the same order. Printed: images/s of each (median over
+rounds), their ratio, and the final training loss of each, which must agree to 5 decimals, as in
+Lightning's own parity benchmark. Timing covers the training loop only (Lightning: from
+``on_train_start`` to ``on_train_end``), data loading included, Trainer construction excluded.
+
+    uv run python benchmarks/vision_throughput.py             # all cases
+    uv run python benchmarks/vision_throughput.py --cases mnist_cnn --rounds 5
+
+MNIST comes from $LITLAB_DATA (default ./data). CIFAR-10 is read from there when present;
+otherwise random pixels are written in CIFAR-10's own file layout to a temporary folder (the
+speed of a step does not depend on pixel values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, Trainer
+from torch import nn
+from torchvision import datasets
+
+from litlab.vision.data.cifar10 import CIFAR10DataModule
+from litlab.vision.data.image_classification import ImageClassificationDataModule
+from litlab.vision.data.mnist import MNISTDataModule
+from litlab.vision.models.cifar_resnet import CIFARResNet
+from litlab.vision.models.cnn import SmallCNN
+from litlab.vision.tasks.classification import ImageClassifier
+
+SEED = 1234
+
+
+@dataclass
+class Case:
+    model: Callable[[], nn.Module]
+    datamodule: Callable[[bool], ImageClassificationDataModule]
+    steps: int
+    lr: float = 0.01
+
+
+def cifar_root(data_root: str | None) -> str:
+    root = Path(data_root or os.environ.get("LITLAB_DATA", "data"))
+    if (root / "cifar-10-batches-py" / "data_batch_1").is_file():
+        return str(root)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "helpers"))
+    from fake_datasets import write_fake_cifar10
+
+    fake = tempfile.mkdtemp(prefix="litlab-cifar-random-")
+    checksums = write_fake_cifar10(Path(fake), n_per_batch=2000, n_test=100)
+    # torchvision checks the files against the real release's MD5s.
+    cifar = datasets.CIFAR10
+    cifar.train_list = [[name, checksums[name]] for name, _ in cifar.train_list]
+    cifar.test_list = [[name, checksums[name]] for name, _ in cifar.test_list]
+    cifar.meta = {**cifar.meta, "md5": checksums[cifar.meta["filename"]]}
+    return fake
+
+
+def cases(data_root: str | None, batch_size: int) -> dict[str, Case]:
+    common = {"batch_size": batch_size, "num_workers": 0, "shuffle_seed": SEED}
+    cifar = cifar_root(data_root)
+    return {
+        "mnist_cnn": Case(
+            model=SmallCNN,
+            datamodule=lambda in_memory: MNISTDataModule(
+                data_dir=data_root, in_memory=in_memory, **common
+            ),
+            steps=150,
+        ),
+        "cifar10_resnet20": Case(
+            model=partial(CIFARResNet, depth=20),
+            datamodule=lambda in_memory: CIFAR10DataModule(
+                data_dir=cifar,
+                val_size=1000,
+                in_memory=in_memory,
+                random_crop_padding=0,
+                horizontal_flip=False,
+                **common,
+            ),
+            steps=40,
+        ),
+    }
+
+
+def plain_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+    """Images per second and final loss of a hand-written loop."""
+    datamodule = case.datamodule(in_memory)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    torch.manual_seed(SEED)
+    model = case.model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=case.lr, momentum=0.9)
+    model.train()
+    steps, images_seen, epoch = 0, 0, 0
+    start = time.perf_counter()
+    while steps < case.steps:
+        loader.sampler.set_epoch(epoch)
+        for images, labels in loader:
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            images_seen += len(images)
+            if steps == case.steps:
+                break
+        epoch += 1
+    elapsed = time.perf_counter() - start
+    return images_seen / elapsed, loss.item()
+
+
+class LoopTimer(Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.images = 0
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.images += len(batch[0])
+        self.loss = outputs["loss"].item()
+
+    def on_train_end(self, trainer, pl_module):
+        self.elapsed = time.perf_counter() - self.start
+
+
+def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+    """Images per second and final loss of the same training through litlab's task."""
+    datamodule = case.datamodule(in_memory)
+    torch.manual_seed(SEED)
+    task = ImageClassifier(
+        case.model(),
+        num_classes=10,
+        lr=case.lr,
+        optimizer=partial(torch.optim.SGD, momentum=0.9),
+        report_worst=0,
+    )
+    timer = LoopTimer()
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=case.steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(task, datamodule=datamodule)
+    return timer.images / timer.elapsed, timer.loss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="+", default=["mnist_cnn", "cifar10_resnet20"])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    all_cases = cases(args.data_dir, args.batch_size)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    header = (
+        f"{'case':18} {'in memory':9} {'plain img/s':>11} {'litlab img/s':>12} {'ratio':>6}"
+        f" {'plain loss':>11} {'litlab loss':>11} {'same to 5 dp':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in args.cases:
+        case = all_cases[name]
+        for in_memory in (False, True):
+            plain, lit = [], []
+            for _ in range(args.rounds):
+                plain.append(plain_loop(case, in_memory))
+                lit.append(litlab_loop(case, in_memory))
+            plain_speed = statistics.median(s for s, _ in plain)
+            lit_speed = statistics.median(s for s, _ in lit)
+            plain_loss, lit_loss = plain[-1][1], lit[-1][1]
+            same = round(plain_loss, 5) == round(lit_loss, 5)
+            print(
+                f"{name:18} {in_memory!s:9} {plain_speed:11.0f} {lit_speed:12.0f}"
+                f" {lit_speed / plain_speed:6.3f} {plain_loss:11.5f} {lit_loss:11.5f} {same!s:>12}"
+            )
+
+
+if __name__ == "__main__":
+    main()
