@@ -1,9 +1,9 @@
 """litlab (Lightning) against a plain PyTorch training loop, same model, data and batch size.
 
-For each case the two loops run alternately, several rounds each, from the same seed: the same
-initial weights, the same batches in the same order. Printed: images/s of each (median over
-rounds), their ratio, and the final training loss of each, which must agree to 5 decimals, as in
-Lightning's own parity benchmark. Timing covers the training loop only (Lightning: from
+For each case the two loops run alternately (ABBA order), several rounds each, from the same
+seed: the same initial weights, the same batches in the same order. Printed: images/s of each
+(median over rounds), their ratio, and the final training loss of each, which must agree to 5
+decimals, as in Lightning's own parity benchmark. Timing covers the training loop only (Lightning: from
 ``on_train_start`` to ``on_train_end``), data loading included, Trainer construction excluded.
 
     uv run python benchmarks/vision_throughput.py             # all cases
@@ -17,6 +17,7 @@ speed of a step does not depend on pixel values).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -164,10 +165,12 @@ def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", default=["mnist_cnn", "cifar10_resnet20"])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    # The table is the output; Lightning's per-fit banner would bury it.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     torch.set_num_threads(os.cpu_count() or 1)
     all_cases = cases(args.data_dir, args.batch_size)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
@@ -181,9 +184,11 @@ def main() -> None:
         case = all_cases[name]
         for in_memory in (False, True):
             plain, lit = [], []
-            for _ in range(args.rounds):
-                plain.append(plain_loop(case, in_memory))
-                lit.append(litlab_loop(case, in_memory))
+            for round_index in range(args.rounds):
+                # ABBA order: whichever runs second in a round is not always the same one.
+                runs = [(plain, plain_loop), (lit, litlab_loop)]
+                for results, loop in runs if round_index % 2 == 0 else runs[::-1]:
+                    results.append(loop(case, in_memory))
             plain_speed = statistics.median(s for s, _ in plain)
             lit_speed = statistics.median(s for s, _ in lit)
             plain_loss, lit_loss = plain[-1][1], lit[-1][1]

@@ -12,18 +12,7 @@ import numpy as np
 import pytest
 from torchvision import datasets
 
-CIFAR10_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
+from litlab.vision.data.cifar10 import CIFAR10_CLASSES
 
 
 def _pixels(seed: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -84,7 +73,11 @@ def write_fake_cifar10(
             "filenames": [f"fake_{name}_{i}.png" for i in range(count)],
         }
         (folder / name).write_bytes(pickle.dumps(entry))
-    meta = {"num_cases_per_batch": n_per_batch, "label_names": CIFAR10_CLASSES, "num_vis": 3072}
+    meta = {
+        "num_cases_per_batch": n_per_batch,
+        "label_names": list(CIFAR10_CLASSES),
+        "num_vis": 3072,
+    }
     (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     return {
         path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in sorted(folder.iterdir())

@@ -1,6 +1,7 @@
 """`litlab fit` then `litlab test --ckpt_path best`, as a user runs them, on the real MNIST files,
 with W&B offline because there is no login."""
 
+import csv
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 from wandb_records import config_updates
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +90,22 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     accuracy = re.search(r"test/acc\s*│\s*([0-9.]+)", test.stdout)
     assert accuracy, test.stdout[-2000:]
     assert 0.1 < float(accuracy.group(1)) <= 1.0
+
+    # predict: a folder of images in, one CSV row per image out, in the new run's folder.
+    images = in_tmp_dir / "my_digits"
+    images.mkdir()
+    for name, shade in (("a.png", 0), ("b.jpg", 255)):
+        Image.new("L", (40, 40), shade).save(images / name)
+    predict = litlab(
+        "predict", "-c", str(MNIST_MLP), "--ckpt_path", "best",
+        "--data.init_args.predict_dir", str(images), "--data.init_args.num_workers", "0",
+        env=no_wandb_login, cwd=in_tmp_dir,
+    )  # fmt: skip
+    written = re.search(r"Predictions written to (\S+)", predict.stderr)
+    assert written, predict.stderr[-2000:]
+    rows = list(csv.DictReader((in_tmp_dir / written.group(1)).open()))
+    assert [row["id"] for row in rows] == ["a.png", "b.jpg"]
+    assert all(row["label"] in "0123456789" and 0 < float(row["probability"]) <= 1 for row in rows)
 
 
 @pytest.mark.slow
