@@ -3,8 +3,9 @@
 For each case the two loops run alternately (ABBA order), several rounds each, from the same
 seed: the same initial weights, the same batches in the same order. Printed: images/s of each
 (median over rounds), their ratio, and the final training loss of each, which must agree to 5
-decimals, as in Lightning's own parity benchmark. Timing covers the training loop only (Lightning: from
-``on_train_start`` to ``on_train_end``), data loading included, Trainer construction excluded.
+decimals, as in Lightning's own parity benchmark. Timing covers the training loop only
+(Lightning: from ``on_train_start`` to ``on_train_end``), data loading included, Trainer
+construction excluded.
 
     uv run python benchmarks/vision_throughput.py             # all cases
     uv run python benchmarks/vision_throughput.py --cases mnist_cnn --rounds 5
