@@ -53,7 +53,8 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     # The resolved config is saved with the run, overrides applied.
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["trainer"]["max_epochs"] == 2
-    assert saved["model"]["init_args"]["lr"] == pytest.approx(1e-3)
+    configured_lr = yaml.safe_load(MNIST_MLP.read_text())["model"]["init_args"]["lr"]
+    assert saved["model"]["init_args"]["lr"] == pytest.approx(configured_lr)
 
     # No login: offline, said once, and the exact sync command printed at the end.
     assert fit.stderr.count("no login found") == 1
@@ -71,7 +72,7 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     assert len(keys) == len(set(keys)), keys
     assert {"model", "data", "trainer", "seed_everything"} <= set(keys)
     assert not any("/" in key or key in ("lr", "num_classes") for key in keys), keys
-    assert json.loads(updates["model"])["init_args"]["lr"] == pytest.approx(1e-3)
+    assert json.loads(updates["model"])["init_args"]["lr"] == pytest.approx(configured_lr)
     uploaded = offline_run / "files" / "litlab-config.yaml"
     assert uploaded.read_text() == (run_dir / "config.yaml").read_text()
 
