@@ -121,7 +121,9 @@ class ImageClassifier(Task):
         # MixUp/CutMix targets are class probabilities; accuracy counts the dominant class.
         labels = targets.argmax(dim=-1) if targets.is_floating_point() else targets
         accuracy = getattr(self, f"{stage}_acc")
-        accuracy(logits, labels)
+        # update(), not __call__: accuracy is logged per epoch, and __call__ would also compute
+        # a per-batch value every step (measurably slower on small models).
+        accuracy.update(logits, labels)
         on_step = stage == "train"
         # Epoch-level losses are averaged over ranks under DDP; syncing every step would cost
         # a collective per batch for a number that is only displayed.
