@@ -1,11 +1,13 @@
 """litlab (Lightning) against a plain PyTorch training loop, same model, data and batch size.
 
-For each case the two loops run alternately (ABBA order), several rounds each, from the same
-seed: the same initial weights, the same batches in the same order. Printed: images/s of each
-(median over rounds), their ratio, and the final training loss of each, which must agree to 5
-decimals, as in Lightning's own parity benchmark. Timing covers the training loop only
-(Lightning: from ``on_train_start`` to ``on_train_end``), data loading included, Trainer
-construction excluded.
+Three loops per case: a hand-written PyTorch loop, a bare LightningModule (cross-entropy and
+SGD, nothing else: Lightning's own cost) and litlab's ImageClassifier (Lightning plus litlab's
+metrics and logging). They run alternately (the order reversed every other round), several
+rounds each, from the same seed: the same initial weights, the same batches in the same order.
+Printed: images/s of each (median over rounds), litlab's ratio to the plain loop, and the final
+training losses, which must agree to 5 decimals, as in Lightning's own parity benchmark.
+Timing covers the training loop only (Lightning: from ``on_train_start`` to ``on_train_end``),
+data loading included, Trainer construction excluded.
 
     uv run python benchmarks/vision_throughput.py             # all cases
     uv run python benchmarks/vision_throughput.py --cases mnist_cnn --rounds 5
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 from torchvision import datasets
 
@@ -136,6 +138,28 @@ class LoopTimer(Callback):
         self.elapsed = time.perf_counter() - self.start
 
 
+class BareModule(LightningModule):
+    """Cross-entropy and SGD and nothing else: what Lightning alone costs."""
+
+    def __init__(self, model: nn.Module, lr: float) -> None:
+        super().__init__()
+        self.model, self.lr = model, lr
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        return F.cross_entropy(self.model(images), labels)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+
+
+def bare_lightning_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+    """Images per second and final loss of a bare LightningModule."""
+    datamodule = case.datamodule(in_memory)
+    torch.manual_seed(SEED)
+    return _fit(BareModule(case.model(), case.lr), datamodule, case.steps)
+
+
 def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
     """Images per second and final loss of the same training through litlab's task."""
     datamodule = case.datamodule(in_memory)
@@ -147,10 +171,14 @@ def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
         optimizer=partial(torch.optim.SGD, momentum=0.9),
         report_worst=0,
     )
+    return _fit(task, datamodule, case.steps)
+
+
+def _fit(module: LightningModule, datamodule, steps: int) -> tuple[float, float]:
     timer = LoopTimer()
     trainer = Trainer(
         accelerator="cpu",
-        max_steps=case.steps,
+        max_steps=steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         logger=False,
@@ -159,7 +187,7 @@ def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(task, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule)
     return timer.images / timer.elapsed, timer.loss
 
 
@@ -176,27 +204,29 @@ def main() -> None:
     all_cases = cases(args.data_dir, args.batch_size)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
     header = (
-        f"{'case':18} {'in memory':9} {'plain img/s':>11} {'litlab img/s':>12} {'ratio':>6}"
-        f" {'plain loss':>11} {'litlab loss':>11} {'same to 5 dp':>12}"
+        f"{'case':18} {'in memory':9} {'plain img/s':>11} {'bare PL img/s':>13}"
+        f" {'litlab img/s':>12} {'litlab/plain':>12}"
+        f" {'losses (plain, bare, litlab)':>30} {'same':>5}"
     )
     print(header)
     print("-" * len(header))
+    loops = {"plain": plain_loop, "bare": bare_lightning_loop, "litlab": litlab_loop}
     for name in args.cases:
         case = all_cases[name]
         for in_memory in (False, True):
-            plain, lit = [], []
+            results: dict[str, list[tuple[float, float]]] = {loop: [] for loop in loops}
             for round_index in range(args.rounds):
-                # ABBA order: whichever runs second in a round is not always the same one.
-                runs = [(plain, plain_loop), (lit, litlab_loop)]
-                for results, loop in runs if round_index % 2 == 0 else runs[::-1]:
-                    results.append(loop(case, in_memory))
-            plain_speed = statistics.median(s for s, _ in plain)
-            lit_speed = statistics.median(s for s, _ in lit)
-            plain_loss, lit_loss = plain[-1][1], lit[-1][1]
-            same = round(plain_loss, 5) == round(lit_loss, 5)
+                # Reversed every other round: no loop always runs right after another.
+                order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
+                for loop in order:
+                    results[loop].append(loops[loop](case, in_memory))
+            speed = {loop: statistics.median(s for s, _ in runs) for loop, runs in results.items()}
+            losses = [results[loop][-1][1] for loop in loops]
+            same = len({round(loss, 5) for loss in losses}) == 1
             print(
-                f"{name:18} {in_memory!s:9} {plain_speed:11.0f} {lit_speed:12.0f}"
-                f" {lit_speed / plain_speed:6.3f} {plain_loss:11.5f} {lit_loss:11.5f} {same!s:>12}"
+                f"{name:18} {in_memory!s:9} {speed['plain']:11.0f} {speed['bare']:13.0f}"
+                f" {speed['litlab']:12.0f} {speed['litlab'] / speed['plain']:12.3f}"
+                f" {', '.join(f'{loss:.5f}' for loss in losses):>30} {same!s:>5}"
             )
 
 
