@@ -20,6 +20,7 @@ speed of a step does not depend on pixel values).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import statistics
@@ -55,6 +56,7 @@ class Case:
     lr: float = 0.01
 
 
+@functools.cache
 def cifar_root(data_root: str | None) -> str:
     root = Path(data_root or os.environ.get("LITLAB_DATA", "data"))
     if (root / "cifar-10-batches-py" / "data_batch_1").is_file():
@@ -74,7 +76,6 @@ def cifar_root(data_root: str | None) -> str:
 
 def cases(data_root: str | None, batch_size: int) -> dict[str, Case]:
     common = {"batch_size": batch_size, "num_workers": 0, "shuffle_seed": SEED}
-    cifar = cifar_root(data_root)
     return {
         "mnist_cnn": Case(
             model=SmallCNN,
@@ -86,7 +87,7 @@ def cases(data_root: str | None, batch_size: int) -> dict[str, Case]:
         "cifar10_resnet20": Case(
             model=partial(CIFARResNet, depth=20),
             datamodule=lambda in_memory: CIFAR10DataModule(
-                data_dir=cifar,
+                data_dir=cifar_root(data_root),
                 val_size=1000,
                 in_memory=in_memory,
                 random_crop_padding=0,

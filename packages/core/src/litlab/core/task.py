@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
@@ -74,8 +75,9 @@ class Task(LightningModule):
             lr = self.lr * group.get("lr_scale", 1.0)
             params = list(group["params"])
             # Norm weights and biases are the 1-d tensors (timm's rule).
-            exempt = [] if self.decay_norm_and_bias else [p for p in params if p.ndim <= 1]
-            decayed = [p for p in params if not any(p is e for e in exempt)]
+            decays = [self.decay_norm_and_bias or p.ndim > 1 for p in params]
+            decayed = [p for p, decay in zip(params, decays, strict=True) if decay]
+            exempt = [p for p, decay in zip(params, decays, strict=True) if not decay]
             groups += [
                 {"params": decayed, "lr": lr, "weight_decay": self.weight_decay},
                 {"params": exempt, "lr": lr, "weight_decay": 0.0},
@@ -102,9 +104,7 @@ class Task(LightningModule):
         Only a warning: jsonargparse carries init_args over when the optimizer class changes
         on the command line, so such a value need not be the user's.
         """
-        given = getattr(factory, "keywords", None) or {}
-        optimizer_class = _factory_class(factory)
-        defaults = inspect.signature(optimizer_class).parameters if optimizer_class else {}
+        given, defaults = _factory_arguments(factory)
         for name in TASK_OPTIMIZER_ARGS:
             value, task_value = given.get(name), getattr(self, name)
             if (
@@ -120,9 +120,7 @@ class Task(LightningModule):
 
     def _scheduler_defaults(self) -> dict[str, Any]:
         """The schedule length, which only the trainer knows, where the config left it unset."""
-        given = getattr(self.lr_scheduler_factory, "keywords", None) or {}
-        scheduler_class = _factory_class(self.lr_scheduler_factory)
-        accepted = inspect.signature(scheduler_class).parameters if scheduler_class else {}
+        given, accepted = _factory_arguments(self.lr_scheduler_factory)
         defaults: dict[str, Any] = {}
         if "total_steps" in accepted and given.get("total_steps") is None:
             defaults["total_steps"] = (
@@ -133,8 +131,11 @@ class Task(LightningModule):
         return defaults
 
 
-def _factory_class(factory: Any) -> type | None:
-    """The class a config callable builds, or None for a plain function."""
+def _factory_arguments(factory: Any) -> tuple[dict[str, Any], Mapping[str, inspect.Parameter]]:
+    """What a config callable was given, and the parameters of the class it builds (none for
+    a plain function)."""
+    given = getattr(factory, "keywords", None) or {}
     # functools.partial(AdamW, ...) holds the class in .func; jsonargparse's partial, in .args.
     candidates = (factory, getattr(factory, "func", None), *getattr(factory, "args", ()))
-    return next((c for c in candidates if isinstance(c, type)), None)
+    built = next((c for c in candidates if isinstance(c, type)), None)
+    return given, inspect.signature(built).parameters if built else {}

@@ -267,7 +267,8 @@ class ImageClassificationDataModule(LightningDataModule):
         if stage in ("test", "predict"):
             self.test_set = self._dataset(train=False, transform=self.eval_transform)
             self.predict_set = IndexedDataset(self.test_set)
-            if self.in_memory:
+            # Prediction always reads through a DataLoader (predict_dataloader).
+            if self.in_memory and stage == "test":
                 self._memory["test"] = self.as_tensors(self.test_set)
 
     def as_tensors(self, dataset: VisionDataset) -> tuple[torch.Tensor, torch.Tensor]:
