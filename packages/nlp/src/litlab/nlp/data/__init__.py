@@ -1,0 +1,1 @@
+"""Text DataModules: characters, classification files and packed language-model corpora."""

@@ -1,0 +1,1 @@
+"""LightningModules for text: language modelling and classification."""
