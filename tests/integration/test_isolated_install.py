@@ -1,5 +1,6 @@
-"""Installing litlab-vision alone into an empty virtual environment brings litlab-core and
-litlab-vision with their own dependencies, and nothing from the NLP or generative side.
+"""Installing one domain package alone into an empty virtual environment brings litlab-core and
+that package with their own dependencies, and nothing from the other domains: litlab-vision
+without transformers, litlab-nlp without torchvision.
 
 Versions are pinned to uv.lock through a constraints file exported with `uv export`, so the
 install comes from uv's cache (PyPI is only asked for index metadata it does not hold yet).
@@ -18,18 +19,34 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Run inside the fresh venv: what is importable there, and where litlab.core/vision come from.
+# Run inside the fresh venv: what is importable there, and where litlab.core and the domain
+# package come from.
 PROBE = """
-import importlib.util, json
-import litlab.core, litlab.vision
-from litlab.vision.models.mlp import MLPClassifier
-names = ("litlab.nlp", "litlab.generative", "transformers", "peft", "datasets")
+import importlib, importlib.util, json, sys
+import litlab.core
+domain = importlib.import_module(sys.argv[1])
+importlib.import_module(sys.argv[2])
 print(json.dumps({
     "core": litlab.core.__file__,
-    "vision": litlab.vision.__file__,
-    "present": [n for n in names if importlib.util.find_spec(n) is not None],
+    "domain": domain.__file__,
+    "present": [n for n in sys.argv[3:] if importlib.util.find_spec(n) is not None],
 }))
 """
+
+# package folder -> (its module, one of its modules that needs its own dependencies, modules
+# that must not be importable).
+PACKAGES = {
+    "vision": (
+        "litlab.vision",
+        "litlab.vision.models.mlp",
+        ["litlab.nlp", "litlab.generative", "transformers", "peft", "datasets"],
+    ),
+    "nlp": (
+        "litlab.nlp",
+        "litlab.nlp.adapters",
+        ["litlab.vision", "litlab.generative", "torchvision"],
+    ),
+}
 
 # Two ways in, both must give the same set of distributions:
 # - "readme": `uv pip install packages/vision`, the command the README gives. uv finds the
@@ -40,9 +57,10 @@ print(json.dumps({
 #   the core wheel itself must carry the CLI, the entry point and the `litlab` namespace.
 #   `--no-sources packages/vision` alone fails: litlab-core is not on PyPI.
 INSTALL_ARGS = {
-    "readme": ["packages/vision"],
-    "wheels": ["--no-sources", "packages/core", "packages/vision"],
+    "readme": lambda package: [f"packages/{package}"],
+    "wheels": lambda package: ["--no-sources", "packages/core", f"packages/{package}"],
 }
+CASES = [("vision", "readme"), ("vision", "wheels"), ("nlp", "readme")]
 
 
 def _run(cmd: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -56,8 +74,8 @@ def _run(cmd: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.Comple
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", sorted(INSTALL_ARGS))
-def test_vision_installs_alone(tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize(("package", "mode"), CASES)
+def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) -> None:
     uv = shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not on PATH")
@@ -85,16 +103,27 @@ def test_vision_installs_alone(tmp_path: Path, mode: str) -> None:
         cwd=REPO_ROOT,
     )
     install = _run(
-        [uv, "pip", "install", "--python", str(python), "-c", str(constraints)]
-        + INSTALL_ARGS[mode],
+        [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(python),
+            "-c",
+            str(constraints),
+            *INSTALL_ARGS[mode](package),
+        ],
         env=env,
         cwd=REPO_ROOT,
     )
 
-    probe = _run([str(python), "-c", PROBE], env=env, cwd=tmp_path)
+    module, needs_dependencies, absent = PACKAGES[package]
+    probe = _run(
+        [str(python), "-c", PROBE, module, needs_dependencies, *absent], env=env, cwd=tmp_path
+    )
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     assert found["present"] == [], f"should not be importable: {found['present']}\n{probe.stderr}"
-    assert Path(found["vision"]).resolve().is_relative_to(venv.resolve()), found
+    assert Path(found["domain"]).resolve().is_relative_to(venv.resolve()), found
     if mode == "wheels":
         assert Path(found["core"]).resolve().is_relative_to(venv.resolve()), found
 
@@ -102,7 +131,7 @@ def test_vision_installs_alone(tmp_path: Path, mode: str) -> None:
         [uv, "pip", "list", "--python", str(python), "--format", "json"], env=env, cwd=tmp_path
     )
     litlab_dists = sorted(d["name"] for d in json.loads(listed.stdout) if "litlab" in d["name"])
-    assert litlab_dists == ["litlab-core", "litlab-vision"], (
+    assert litlab_dists == ["litlab-core", f"litlab-{package}"], (
         f"{litlab_dists}\ninstall stderr:\n{install.stderr}"
     )
 
