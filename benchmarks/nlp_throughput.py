@@ -1,0 +1,216 @@
+"""litlab (Lightning) against a plain PyTorch loop for language-model training: tokens per second.
+
+Each case has two loops over the same model, data, seed and optimizer: a hand-written PyTorch
+loop and the same training through litlab's task under a Lightning Trainer (logger, checkpoints
+and validation off). They run alternately, the order reversed every other round (ABBA), several
+rounds each. Printed: tokens/s of each (median over rounds), litlab's ratio to the plain loop,
+and the final training losses, which must agree to 5 decimals (the same computation in the same
+order). Timing covers the training loop only (Lightning: from ``on_train_start`` to
+``on_train_end``), data loading included, Trainer construction excluded.
+
+    uv run python benchmarks/nlp_throughput.py
+    uv run python benchmarks/nlp_throughput.py --cases char_gpt --steps 100 --rounds 4
+
+Cases:
+    char_gpt  nanoGPT's "baby GPT" (4 layers, 4 heads, 128 wide, 0.8M parameters) on Tiny
+              Shakespeare from $LITLAB_DATA, context 64, batch 12, AdamW, warm-up and cosine
+              LR, gradient clipping at 1.0: experiments/nlp/shakespeare_char_gpt.yaml's step.
+
+A case is a ``Case`` in ``CASES``: two functions ``(Settings) -> Result``, the plain loop and
+the litlab one, that start from the same seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from litlab.core.schedulers import WarmupCosineLR
+from litlab.nlp.data.char_text import CharTextDataModule
+from litlab.nlp.models.gpt import GPT
+from litlab.nlp.tasks.language_model import LanguageModel
+
+SEED = 1234
+
+
+@dataclass(frozen=True)
+class Settings:
+    steps: int
+    data_dir: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    tokens_per_s: float
+    final_loss: float
+
+
+@dataclass(frozen=True)
+class Case:
+    plain: Callable[[Settings], Result]
+    litlab: Callable[[Settings], Result]
+
+
+# ----- the Lightning side, shared by every case
+
+
+class LoopTimer(Callback):
+    """Tokens (the elements of a batch's inputs) per second of the training loop."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.tokens = 0
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        inputs = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
+        self.tokens += inputs.numel()
+        self.loss = outputs["loss"].item()
+
+    def on_train_end(self, trainer, pl_module):
+        self.elapsed = time.perf_counter() - self.start
+
+
+def fit_with_lightning(
+    module: LightningModule, datamodule, steps: int, gradient_clip_val: float | None = None
+) -> Result:
+    timer = LoopTimer()
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        gradient_clip_val=gradient_clip_val,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return Result(timer.tokens / timer.elapsed, timer.loss)
+
+
+# ----- char_gpt: nanoGPT's baby GPT on Tiny Shakespeare
+
+GPT_CONFIG = {"block_size": 64, "num_layers": 4, "num_heads": 4, "embed_dim": 128, "bias": False}
+GPT_BATCH, GPT_LR, GPT_WEIGHT_DECAY, GPT_BETAS, GPT_CLIP = 12, 1e-3, 0.1, (0.9, 0.99), 1.0
+
+
+def gpt_schedule(optimizer: torch.optim.Optimizer, steps: int) -> WarmupCosineLR:
+    return WarmupCosineLR(optimizer, warmup_steps=100, total_steps=steps, min_lr_ratio=0.1)
+
+
+def gpt_setup(settings: Settings) -> tuple[CharTextDataModule, GPT]:
+    datamodule = CharTextDataModule(
+        data_dir=settings.data_dir,
+        block_size=GPT_CONFIG["block_size"],
+        batch_size=GPT_BATCH,
+        samples_per_epoch=settings.steps * GPT_BATCH,
+        shuffle_seed=SEED,
+    )
+    torch.manual_seed(SEED)
+    return datamodule, GPT(datamodule.vocab_size, **GPT_CONFIG)
+
+
+def char_gpt_plain(settings: Settings) -> Result:
+    datamodule, model = gpt_setup(settings)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    # litlab's parameter groups: weight decay on the matrices and embeddings only.
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if p.ndim > 1], "weight_decay": GPT_WEIGHT_DECAY},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=GPT_LR, betas=GPT_BETAS)
+    scheduler = gpt_schedule(optimizer, settings.steps)
+    clipped = [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
+    tokens = 0
+    start = time.perf_counter()
+    for idx, targets in loader:
+        logits = model(idx)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(clipped, GPT_CLIP)
+        optimizer.step()
+        scheduler.step()
+        tokens += idx.numel()
+    elapsed = time.perf_counter() - start
+    return Result(tokens / elapsed, loss.item())
+
+
+def char_gpt_litlab(settings: Settings) -> Result:
+    datamodule, model = gpt_setup(settings)
+    task = LanguageModel(
+        model,
+        lr=GPT_LR,
+        weight_decay=GPT_WEIGHT_DECAY,
+        optimizer=partial(torch.optim.AdamW, betas=GPT_BETAS),
+        lr_scheduler=partial(WarmupCosineLR, warmup_steps=100, min_lr_ratio=0.1),
+        lr_scheduler_interval="step",
+    )
+    return fit_with_lightning(task, datamodule, settings.steps, gradient_clip_val=GPT_CLIP)
+
+
+CASES: dict[str, Case] = {
+    "char_gpt": Case(plain=char_gpt_plain, litlab=char_gpt_litlab),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    # The table is the output; Lightning's per-fit banner and litlab's data log would bury it.
+    for name in ("lightning.pytorch", "litlab"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Lightning 2.6 on torch 2.15 warns once per process from its own code (as pyproject says).
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    torch.set_num_threads(os.cpu_count() or 1)
+    settings = Settings(steps=args.steps, data_dir=args.data_dir)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps")
+    header = (
+        f"{'case':10} {'plain tok/s':>11} {'litlab tok/s':>12} {'litlab/plain':>12}"
+        f" {'losses (plain, litlab)':>24} {'same':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in args.cases:
+        case = CASES[name]
+        loops = {"plain": case.plain, "litlab": case.litlab}
+        results: dict[str, list[Result]] = {loop: [] for loop in loops}
+        for round_index in range(args.rounds):
+            # Reversed every other round: neither loop always runs first.
+            order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
+            for loop in order:
+                results[loop].append(loops[loop](settings))
+        speed = {
+            loop: statistics.median(r.tokens_per_s for r in runs) for loop, runs in results.items()
+        }
+        losses = [results[loop][-1].final_loss for loop in loops]
+        same = len({round(loss, 5) for loss in losses}) == 1
+        print(
+            f"{name:10} {speed['plain']:11.0f} {speed['litlab']:12.0f}"
+            f" {speed['litlab'] / speed['plain']:12.3f}"
+            f" {', '.join(f'{loss:.5f}' for loss in losses):>24} {same!s:>5}"
+        )
+
+
+if __name__ == "__main__":
+    main()

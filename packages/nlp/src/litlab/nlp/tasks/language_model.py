@@ -1,0 +1,203 @@
+"""Autoregressive language modelling: next-token cross-entropy, bits per character, sampling."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from litlab.core.errors import LitlabError
+from litlab.core.hparams import module_args_to_ignore
+from litlab.core.task import Task
+from litlab.nlp.callbacks.text_writer import TextSampleWriter
+from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary, derive_seed, run_seed
+from litlab.nlp.models.sampling import check_sampling_options
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+GENERATION_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
+
+
+class LanguageModel(Task):
+    """Trains ``model`` (token ids (B, T) -> logits (B, T, V)) to predict the next token.
+
+    Logs ``train/loss``, ``val/loss`` (mean cross-entropy per predicted token, in nats) and
+    ``val/bpc`` (bits per character: ``val/loss / ln 2``, for character-level data); the best
+    checkpoint has the lowest ``val/loss``. Targets equal to -1 are not scored (padding).
+
+    ``litlab predict`` continues each prompt of the datamodule with ``max_new_tokens`` tokens
+    sampled by the model's ``generate`` (as :class:`~litlab.nlp.models.gpt.GPT` has), and writes
+    the texts to ``samples.txt`` in the run folder. Every prompt gets its own random generator,
+    seeded from the run's ``seed_everything`` and the prompt's position, so a sample does not
+    change with the other prompts and the same seed gives the same samples. The generation
+    settings are not saved in checkpoints: ``litlab predict`` takes them from the config and
+    the command line (``--model.temperature 0.8``).
+
+    The datamodule provides ``vocabulary`` (``len``, ``decode`` and ``chars``, the token strings
+    in id order), as :class:`~litlab.nlp.data.char_text.CharTextDataModule` does. The vocabulary
+    is saved in checkpoints, and a checkpoint used with another vocabulary is refused.
+    """
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["epoch", "step"] = "step",
+        decay_norm_and_bias: bool = False,
+        max_new_tokens: int = 500,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+    ) -> None:
+        """Args:
+        model: The network (a ``class_path`` in YAML) mapping token ids to next-token logits.
+        lr: Peak learning rate.
+        weight_decay: Weight decay of the matrices and embeddings (not of norms and biases).
+        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
+            default AdamW.
+        lr_scheduler: Optional LR scheduler class, called with the optimizer.
+        lr_scheduler_interval: Step the scheduler every ``"step"`` or every ``"epoch"``.
+        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
+        max_new_tokens: Tokens generated per prompt by ``litlab predict``.
+        temperature: Sampling temperature: < 1 sharper, > 1 flatter, 0 always the most likely.
+        top_k: Sample only among the ``top_k`` most likely tokens (None: all).
+        top_p: Sample only from the smallest set of most likely tokens holding probability
+            ``top_p`` (nucleus sampling; None: all).
+        """
+        super().__init__(
+            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+        )
+        try:
+            check_sampling_options(temperature, top_k, top_p)
+        except ValueError as err:
+            option = str(err).split()[0]  # the messages start with the option's name
+            raise LitlabError(f"{err}. Set --model.{option} (model.init_args.{option}).") from err
+        if max_new_tokens < 0:
+            raise LitlabError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        # Generation settings stay out of the checkpoint: with --ckpt_path, LightningCLI replaces
+        # the config's model arguments with the checkpoint's, which would silently undo
+        # `litlab predict --model.temperature 0.8`.
+        self.save_hyperparameters(
+            logger=False, ignore=[*module_args_to_ignore("model"), *GENERATION_ARGS]
+        )
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_k = top_k
+        self.top_p = top_p
+        self.vocabulary: Any = None
+        self._checkpoint_chars: str | None = None
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [TextSampleWriter()]
+
+    # ----- the vocabulary
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        data_block_size = getattr(datamodule, "block_size", None)
+        model_block_size = getattr(self.model, "block_size", None)
+        if data_block_size and model_block_size and data_block_size > model_block_size:
+            raise LitlabError(
+                f"the data has blocks of {data_block_size} tokens but the model's block_size is "
+                f"{model_block_size}. Set data.init_args.block_size to at most "
+                f"{model_block_size}, or model.init_args.model.init_args.block_size to "
+                f"{data_block_size}."
+            )
+        vocabulary = getattr(datamodule, "vocabulary", None)
+        if vocabulary is None:
+            return
+        model_vocab_size = getattr(self.model, "vocab_size", None)
+        if model_vocab_size is not None and model_vocab_size < len(vocabulary):
+            raise LitlabError(
+                f"the model has vocab_size={model_vocab_size} but the data has "
+                f"{len(vocabulary)} distinct tokens. Set "
+                f"model.init_args.model.init_args.vocab_size: {len(vocabulary)}."
+            )
+        self.vocabulary = vocabulary
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        chars = getattr(self.vocabulary, "chars", None)
+        if chars is not None:
+            checkpoint["vocabulary"] = chars
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("vocabulary")
+        current = getattr(self.vocabulary, "chars", None)
+        if saved is not None and current is None:
+            # Loaded outside a trainer with a datamodule: the checkpoint alone decodes samples.
+            self.vocabulary = CharVocabulary(saved)
+        elif saved is not None and current is not None and saved != current:
+            raise LitlabError(
+                f"the checkpoint was trained on a vocabulary of {len(saved)} tokens that differs "
+                f"from the data's ({len(current)} tokens): its token ids would decode to other "
+                f"characters. Use the text file the model was trained on (--data.text_file)."
+            )
+
+    # ----- training and validation
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy over the scored targets, and how many there are."""
+        idx, targets = batch
+        logits = self(idx)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+        return loss, (targets != IGNORE_INDEX).sum()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, _ = self._loss(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss, scored = self._loss(batch)
+        # Weighting each batch by its scored tokens makes the epoch value the mean over every
+        # validation token, even with a padded last block.
+        scored = int(scored)
+        self.log("val/loss", loss, batch_size=scored, prog_bar=True, sync_dist=True)
+        self.log("val/bpc", loss / math.log(2), batch_size=scored, prog_bar=True, sync_dist=True)
+        return loss
+
+    # ----- generation
+
+    def predict_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, list[str]]:
+        """Continue the prompts ``batch`` (B, T) and return ``prompt`` and ``text`` (prompt and
+        continuation), decoded."""
+        if not hasattr(self.model, "generate"):
+            raise LitlabError(
+                f"{type(self.model).__name__} has no generate(); litlab predict needs a model "
+                "that samples text, such as litlab.nlp.models.gpt.GPT."
+            )
+        if self.vocabulary is None:
+            raise LitlabError(
+                "no vocabulary to decode the samples: litlab predict needs a datamodule with a "
+                "vocabulary, such as litlab.nlp.data.char_text.CharTextDataModule."
+            )
+        generator = torch.Generator(device=batch.device)
+        generator.manual_seed(derive_seed(run_seed(), batch_idx))
+        generated = self.model.generate(
+            batch,
+            self.max_new_tokens,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            generator=generator,
+        )
+        return {
+            "prompt": [self.vocabulary.decode(ids) for ids in batch],
+            "text": [self.vocabulary.decode(ids) for ids in generated],
+        }
