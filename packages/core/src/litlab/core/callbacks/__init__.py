@@ -1,5 +1,6 @@
 """Callbacks any litlab task can use."""
 
 from litlab.core.callbacks.prediction_writer import CSVPredictionWriter
+from litlab.core.callbacks.resource_report import ResourceReport
 
-__all__ = ["CSVPredictionWriter"]
+__all__ = ["CSVPredictionWriter", "ResourceReport"]
