@@ -1,17 +1,20 @@
 """Every experiment YAML runs one batch of fit, so a preset can never silently rot.
 
-MNIST is the real one; Fashion-MNIST and CIFAR-10 have no offline copy, so small fake files in
-torchvision's own layout stand in, and pretrained weights (a download) are replaced by the
-same architecture's random weights.
+MNIST, Tiny Shakespeare and SST-2 are the real ones; Fashion-MNIST and CIFAR-10 have no offline
+copy, so small fake files in torchvision's own layout stand in, and pretrained weights (a
+download) are replaced by the same architecture's random weights. A Hugging Face model that a
+fine-tuning YAML names (the output of another experiment) is replaced by a tiny random GPT-2.
 """
 
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torchvision
 import yaml
 from fake_datasets import accept_fake_cifar10, write_fake_cifar10, write_fake_fashion_mnist
+from tiny_causal_lm import write_tiny_base
 
 from litlab.core.cli import main
 
@@ -31,7 +34,8 @@ def test_there_are_experiments():
 def offline_data_root(data_root, tmp_path, monkeypatch):
     root = tmp_path / "data"
     root.mkdir()
-    (root / "MNIST").symlink_to(data_root / "MNIST")
+    for name in ("MNIST", "tinyshakespeare", "SST-2"):
+        (root / name).symlink_to(data_root / name)
     write_fake_fashion_mnist(root, n_train=5100, n_test=100)  # the YAML holds out 5000
     accept_fake_cifar10(monkeypatch, write_fake_cifar10(root, n_per_batch=1100, n_test=100))
     monkeypatch.setenv("LITLAB_DATA", str(root))
@@ -45,9 +49,28 @@ def random_pretrained_weights(monkeypatch, config: dict) -> None:
         monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: state)
 
 
+def tiny_hf_base(config: dict, tmp_path: Path) -> list[str]:
+    """Overrides pointing a YAML's pretrained Hugging Face model and tokenizer (e.g. the model
+    causal_lm_pretrain.yaml publishes) at a tiny GPT-2 written here."""
+    network = config["model"]["init_args"]["model"]
+    if not network["class_path"].endswith(".HFCausalLM") or "pretrained" not in network.get(
+        "init_args", {}
+    ):
+        return []
+    base = str(write_tiny_base(tmp_path / "tiny-hf-base", tmp_path / "bpe-cache"))
+    overrides = ["--model.model.init_args.pretrained", base]
+    if "tokenizer" in config["data"].get("init_args", {}):
+        overrides += ["--data.tokenizer", base]
+    return overrides
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_experiment_runs_one_batch(config, offline_data_root, in_tmp_dir, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["litlab"])
-    random_pretrained_weights(monkeypatch, yaml.safe_load(config.read_text()))
-    main(["fit", "-c", str(config), "--trainer.fast_dev_run", "1"])
+    # Tokenised text goes to the test's folder, not the user's datasets cache.
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(in_tmp_dir / "hf-datasets"))
+    parsed = yaml.safe_load(config.read_text())
+    random_pretrained_weights(monkeypatch, parsed)
+    overrides = tiny_hf_base(parsed, in_tmp_dir)
+    main(["fit", "-c", str(config), "--trainer.fast_dev_run", "1", *overrides])
     assert not (in_tmp_dir / "runs").exists() or not any((in_tmp_dir / "runs").rglob("*.ckpt"))

@@ -1,0 +1,291 @@
+"""Causal language modelling: next-token cross-entropy, validation perplexity, generation, and
+checkpoints that hold only the weights that train (an adapter's, under LoRA)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import SumMetric
+
+from litlab.core.callbacks import CSVPredictionWriter
+from litlab.core.errors import LitlabError
+from litlab.core.hparams import module_args_to_ignore
+from litlab.core.task import Task
+from litlab.nlp.adapters import count_parameters
+from litlab.nlp.callbacks.hf_export import HFExport
+from litlab.nlp.data.causal_lm import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+# Marks a checkpoint that holds only the trainable tensors (of an adapted model).
+TRAINABLE_ONLY_KEY = "litlab_trainable_only"
+
+
+class CausalLanguageModel(Task):
+    """Trains ``model`` (token ids -> next-token logits, e.g.
+    :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`) to predict each next token.
+
+    Logs ``train/loss`` and, per validation run, ``val/loss`` (mean cross-entropy per
+    predicted token over the whole validation set, in nats) and ``val/ppl`` (its exponential);
+    the best checkpoint has the lowest ``val/loss``. Batches are dicts with ``input_ids``,
+    ``labels`` (positions labelled -100 are not predicted) and optionally ``attention_mask``.
+
+    When part of the model is frozen (an adapter trains, the base does not), checkpoints hold
+    only the trainable tensors: the frozen rest comes from the base model when the checkpoint is
+    loaded, which checks that every trainable tensor is there with the right shape. Beside each
+    checkpoint an :class:`~litlab.nlp.callbacks.hf_export.HFExport` writes the Hugging Face
+    folder (the adapter alone, or the whole model). ``litlab predict`` continues the data's
+    prompts with Hugging Face ``generate`` and writes them to a CSV file.
+    """
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["epoch", "step"] = "step",
+        decay_norm_and_bias: bool = False,
+        max_new_tokens: int = 64,
+        do_sample: bool = True,
+        temperature: float = 1.0,
+        top_k: int | None = 50,
+        top_p: float | None = None,
+    ) -> None:
+        """Args:
+        model: The language model (a ``class_path`` in YAML): ``model(input_ids,
+            attention_mask)`` gives logits ``(B, T, vocab)``; ``generate`` is needed to predict.
+        lr: Peak learning rate.
+        weight_decay: Weight decay.
+        optimizer: Optimizer class, called with the trainable parameters; default AdamW.
+        lr_scheduler: Optional LR scheduler class, called with the optimizer.
+        lr_scheduler_interval: Step the scheduler every ``"step"`` or every ``"epoch"``.
+        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
+        max_new_tokens: Tokens generated per prompt by ``litlab predict``.
+        do_sample: Sample the continuation (with the settings below); off: greedy decoding.
+        temperature: Sampling temperature (below 1: more conservative).
+        top_k: Sample among the k most likely tokens only (None: all).
+        top_p: Nucleus sampling: among the most likely tokens whose probabilities sum to p.
+        """
+        super().__init__(
+            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+        )
+        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
+        self.model = model
+        self.generation_options = {
+            "max_new_tokens": max_new_tokens,
+            "do_sample": do_sample,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+        }
+        # The sum of token losses and the number of tokens, over the whole validation set: a
+        # mean of per-batch means would weigh a short last batch (or padded rows) wrongly.
+        self.val_nll = SumMetric()
+        self.val_tokens = SumMetric()
+        # The frozen base is not in the checkpoint, so loading cannot be strict;
+        # on_load_checkpoint does the checking instead.
+        self.strict_loading = not self.saves_trainable_only
+
+    # ----- what trains
+
+    @property
+    def saves_trainable_only(self) -> bool:
+        """Whether part of the model is frozen, so that checkpoints hold the trainable part."""
+        return any(not p.requires_grad for p in self.parameters())
+
+    def trainable_state_names(self) -> set[str]:
+        """The state-dict keys of the trainable parameters."""
+        trainable = {id(p) for p in self.parameters() if p.requires_grad}
+        return {
+            name
+            for name, tensor in self.state_dict(keep_vars=True).items()
+            if id(tensor) in trainable
+        }
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    def on_fit_start(self) -> None:
+        log.info("Training %s", count_parameters(self))
+
+    def setup(self, stage: str) -> None:
+        self._check_data_fits_model()
+
+    def _check_data_fits_model(self) -> None:
+        """Token ids or positions beyond the model's embeddings fail deep inside the forward
+        pass with a bare IndexError; say which setting is wrong instead."""
+        config = getattr(self.model, "config", None)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        vocab_size = getattr(config, "vocab_size", None)
+        tokenizer = self._tokenizer(required=False)
+        if tokenizer is not None and vocab_size is not None and len(tokenizer) > vocab_size:
+            raise LitlabError(
+                f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only "
+                f"{vocab_size}: token ids would fall outside the embedding. Give the model a "
+                f"vocab_size of at least {len(tokenizer)} (or the tokenizer it was trained with)."
+            )
+        positions = getattr(config, "max_position_embeddings", None)
+        block_size = getattr(datamodule, "block_size", None)
+        if positions is not None and block_size is not None and block_size > positions:
+            raise LitlabError(
+                f"data.block_size={block_size} is longer than the model's context of "
+                f"{positions} positions. Lower data.block_size to at most {positions}."
+            )
+
+    # ----- training and validation
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.model(input_ids, attention_mask)
+
+    def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed next-token cross-entropy of the batch and the number of tokens predicted."""
+        logits = self(batch["input_ids"], batch.get("attention_mask"))
+        # Position t predicts token t + 1; labels of -100 (padding) are skipped.
+        targets = batch["labels"][:, 1:]
+        nll = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(),
+            targets.flatten(),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        return nll, (targets != IGNORE_INDEX).sum()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        nll, tokens = self.token_losses(batch)
+        loss = nll / tokens.clamp(min=1)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        nll, tokens = self.token_losses(batch)
+        self.val_nll.update(nll)
+        self.val_tokens.update(tokens)
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() sums over ranks as well.
+        nll, tokens = self.val_nll.compute(), self.val_tokens.compute()
+        self.val_nll.reset()
+        self.val_tokens.reset()
+        loss = nll / tokens.clamp(min=1)
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/ppl", loss.exp(), prog_bar=True)
+        if not self.trainer.sanity_checking:
+            log.info(
+                "Step %d: val/loss %.4f, val/ppl %.2f (%d tokens)",
+                self.global_step, loss.item(), math.exp(loss.item()), int(tokens.item()),
+            )  # fmt: skip
+
+    # ----- generation
+
+    def configure_callbacks(self) -> list[Callback]:
+        callbacks: list[Callback] = [CSVPredictionWriter()]
+        # An HFExport the config sets up (e.g. with a publish folder) is kept: one returned
+        # here would replace it.
+        if not any(isinstance(c, HFExport) for c in self.trainer.callbacks):
+            callbacks.append(HFExport())
+        return callbacks
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, list[str]]:
+        """Batches hold left-padded ``input_ids``/``attention_mask`` and the ``prompt`` texts."""
+        tokenizer = self._tokenizer(required=True)
+        input_ids = batch["input_ids"]
+        output = self.generate(input_ids, batch.get("attention_mask"))
+        continuations = tokenizer.batch_decode(
+            output[:, input_ids.shape[1] :], skip_special_tokens=True
+        )
+        return {"prompt": list(batch["prompt"]), "generation": continuations}
+
+    def generate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **options: Any
+    ) -> torch.Tensor:
+        """Prompt and generated token ids, with the task's generation settings unless
+        ``options`` override them."""
+        if not hasattr(self.model, "generate"):
+            raise LitlabError(
+                f"{type(self.model).__name__} has no generate(): use a model such as "
+                f"litlab.nlp.models.hf_causal_lm.HFCausalLM to generate text."
+            )
+        settings = {**self.generation_options, **options}
+        if not settings["do_sample"]:
+            settings = {
+                k: v for k, v in settings.items() if k not in ("temperature", "top_k", "top_p")
+            }
+        tokenizer = self._tokenizer(required=False)
+        if tokenizer is not None:
+            settings.setdefault("eos_token_id", tokenizer.eos_token_id)
+            pad = tokenizer.pad_token_id
+            settings.setdefault("pad_token_id", tokenizer.eos_token_id if pad is None else pad)
+        return self.model.generate(input_ids, attention_mask=attention_mask, **settings)
+
+    def _tokenizer(self, required: bool) -> Any:
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        if tokenizer is None and required:
+            raise LitlabError(
+                "generating text needs a tokenizer: use a DataModule with a tokenizer, such as "
+                "litlab.nlp.data.causal_lm.CausalLMDataModule."
+            )
+        return tokenizer
+
+    # ----- checkpoints
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not self.saves_trainable_only:
+            return
+        keep = self.trainable_state_names()
+        checkpoint["state_dict"] = {
+            name: tensor for name, tensor in checkpoint["state_dict"].items() if name in keep
+        }
+        checkpoint[TRAINABLE_ONLY_KEY] = True
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("state_dict", {})
+        current = self.state_dict()
+        source = self._checkpoint_name()
+        partial = self.saves_trainable_only
+        if checkpoint.get(TRAINABLE_ONLY_KEY) and not partial:
+            raise LitlabError(
+                f"{source} holds only the trainable weights of an adapted model (e.g. LoRA), "
+                f"but this model has no adapter. Configure the adapter the run used "
+                f"(model.model.init_args.adapter), or load its exported adapter folder."
+            )
+        expected = self.trainable_state_names() if partial else set(current)
+        missing = sorted(expected - saved.keys())
+        unexpected = sorted(saved.keys() - current.keys())
+        wrong_shape = sorted(
+            f"{name} {tuple(saved[name].shape)} (model: {tuple(current[name].shape)})"
+            for name in saved.keys() & current.keys()
+            if saved[name].shape != current[name].shape
+        )
+        problems = [
+            f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for label, names in (
+                (f"{len(missing)} trainable tensor(s) missing", missing),
+                (f"{len(unexpected)} unknown tensor(s)", unexpected),
+                (f"{len(wrong_shape)} tensor(s) of another shape", wrong_shape),
+            )
+            if names
+        ]
+        if problems:
+            raise LitlabError(
+                f"{source} does not match this model ({'; '.join(problems)}). Load it into "
+                f"the model and adapter it was trained with (same base, target_modules and r)."
+            )
+
+    def _checkpoint_name(self) -> str:
+        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        return f"the checkpoint {path}" if path else "the checkpoint"
