@@ -159,7 +159,7 @@ def test_bpe_is_trained_on_the_corpus_once_and_decodes_losslessly(tmp_path, text
         ({"train_files": "nowhere/corpus.txt"}, "data file not found"),
         ({"text_column": "sentence"}, "no column 'sentence'"),
         ({"bpe_vocab_size": 1000}, "exactly one of data.tokenizer"),
-        ({"block_size": 4096}, "no sequence of block_size=4096"),
+        ({"block_size": 4096}, "no block of block_size=4096"),
     ],
 )
 def test_clear_errors(tmp_path, text_file, tokenizer_dir, options, message):

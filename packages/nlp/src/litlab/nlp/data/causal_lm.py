@@ -194,10 +194,15 @@ class CausalLMDataModule(LightningDataModule):
             tokens = self._tokenize(rows)
             sequences = self._pack(tokens) if self.pack else self._keep_predictable(tokens)
             if len(sequences) == 0:
+                wanted = (
+                    f"block of block_size={self.block_size} tokens"
+                    if self.pack
+                    else "row of two tokens or more"
+                )
                 raise LitlabError(
-                    f"the {name} split gives no sequence of block_size={self.block_size} "
-                    f"tokens ({sum(len(ids) for ids in tokens['input_ids'])} tokens in "
-                    f"{len(rows)} rows). Use more text or a smaller data.block_size."
+                    f"the {name} split gives no {wanted} "
+                    f"({sum(len(ids) for ids in tokens['input_ids'])} tokens in {len(rows)} "
+                    f"rows). Use more text or a smaller data.block_size."
                 )
             splits.append(sequences)
         return splits[0], splits[1]
