@@ -9,7 +9,7 @@ order). Timing covers the training loop only (Lightning: from ``on_train_start``
 ``on_train_end``), data loading included, Trainer construction excluded.
 
     uv run python benchmarks/nlp_throughput.py
-    uv run python benchmarks/nlp_throughput.py --cases char_gpt --steps 100 --rounds 4
+    uv run python benchmarks/nlp_throughput.py --cases char_gpt --steps 100 --rounds 4 --threads 1
 
 Cases:
     char_gpt  nanoGPT's "baby GPT" (4 layers, 4 heads, 128 wide, 0.8M parameters) on Tiny
@@ -176,13 +176,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads (default: every core). On a busy machine each small op of a "
+        "multi-threaded step waits for a descheduled thread, which penalises the loop with more "
+        "small ops; 1 thread measures the loops' own costs.",
+    )
     args = parser.parse_args()
     # The table is the output; Lightning's per-fit banner and litlab's data log would bury it.
     for name in ("lightning.pytorch", "litlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # Lightning 2.6 on torch 2.15 warns once per process from its own code (as pyproject says).
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     settings = Settings(steps=args.steps, data_dir=args.data_dir)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps")
     header = (

@@ -151,8 +151,9 @@ def test_fit_fast_dev_run(cli):
     assert not any(cli.rglob("*.ckpt"))
 
 
-def newest_run(root: Path) -> Path:
-    return sorted((root / "runs" / "shakespeare_char_gpt").iterdir())[-1]
+def runs(root: Path) -> set[Path]:
+    folder = root / "runs" / "shakespeare_char_gpt"
+    return set(folder.iterdir()) if folder.is_dir() else set()
 
 
 def test_predict_from_the_best_checkpoint_writes_the_samples(cli):
@@ -165,11 +166,15 @@ def test_predict_from_the_best_checkpoint_writes_the_samples(cli):
             "--trainer.limit_val_batches", "1",
         ]
     )  # fmt: skip
-    assert (newest_run(cli) / "checkpoints" / "best.ckpt").is_file()
+    (fit_run,) = runs(cli)
+    assert (fit_run / "checkpoints" / "best.ckpt").is_file()
 
     def predict(*args: str) -> str:
+        before = runs(cli)
         main(["predict", "-c", SHAKESPEARE_GPT, "--ckpt_path", "best", *quiet, *args])
-        return (newest_run(cli) / "samples.txt").read_text()
+        # Not the last name sorted: run folders started within one second sort by their id.
+        (run,) = runs(cli) - before
+        return (run / "samples.txt").read_text()
 
     generation = [
         "--model.max_new_tokens", "12", "--model.temperature", "0.8", "--model.top_k", "10",
