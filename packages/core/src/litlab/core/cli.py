@@ -2,8 +2,8 @@
 
 ``litlab fit|validate|test|predict -c experiments/<domain>/<task>.yaml [--model.lr 3e-4 ...]``
 
-Defaults, each replaced by what the config says: seed 42, the W&B logger, a ModelCheckpoint
-keeping ``best.ckpt`` (on the task's monitored metric) and ``last.ckpt``, a LearningRateMonitor
+Defaults, each replaced by what the config says: seed 42, the W&B logger, ``best.ckpt`` (on
+the task's monitored metric) and ``last.ckpt`` (the latest state), a LearningRateMonitor
 and Lightning's progress bar. Every run gets its own folder (see :mod:`litlab.core.runs`) holding
 the resolved config, the checkpoints and the W&B files; the resolved config reaches W&B once,
 nested, and as a file. ``--ckpt_path best|last`` picks that checkpoint of the newest run of the
@@ -25,6 +25,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from litlab.core.callbacks.last_checkpoint import LastCheckpoint
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
 from litlab.core.errors import LitlabError
 from litlab.core.runs import (
@@ -163,17 +164,18 @@ class LitlabCLI(LightningCLI):
         wants_checkpoint = trainer_config.get("enable_checkpointing") is not False
         if wants_checkpoint and not has_checkpoint and not trainer_config.get("fast_dev_run"):
             monitor = getattr(self.model, "monitor", None)
-            callbacks.append(
-                ModelCheckpoint(
-                    dirpath=self.run_dir / "checkpoints",
-                    filename="best",
-                    monitor=monitor,
-                    mode=getattr(self.model, "monitor_mode", "min"),
-                    save_top_k=1 if monitor else 0,
-                    save_last=True,
-                    auto_insert_metric_name=False,
+            if monitor:
+                callbacks.append(
+                    ModelCheckpoint(
+                        dirpath=self.run_dir / "checkpoints",
+                        filename="best",
+                        monitor=monitor,
+                        mode=getattr(self.model, "monitor_mode", "min"),
+                        save_top_k=1,
+                        auto_insert_metric_name=False,
+                    )
                 )
-            )
+            callbacks.append(LastCheckpoint(self.run_dir / "checkpoints"))
         has_logger = trainer_config.get("logger") not in (None, False, [])
         if has_logger and not any(isinstance(c, LearningRateMonitor) for c in configured):
             callbacks.append(LearningRateMonitor())
