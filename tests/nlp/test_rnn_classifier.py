@@ -92,3 +92,14 @@ def test_word_vector_errors(tmp_path):
     vectors = write_vectors(tmp_path / "glove.5d.txt", ["good 1 2 3 4 5"])
     with pytest.raises(LitlabError, match="embed_dim=4"):
         tiny(pretrained_vectors=vectors).load_word_vectors(VOCAB)
+
+
+def test_word_dropout_replaces_words_by_unknown_only_while_training():
+    model = tiny(word_dropout=1.0, dropout=0.0)
+    ids, mask = padded([[5, 2, 4], [3]], 3)
+    unknown, _ = padded([[1, 1, 1], [1]], 3)
+    eval_logits = model(ids, mask)
+    model.train()
+    torch.testing.assert_close(model(ids, mask), model(unknown, mask))
+    model.eval()
+    torch.testing.assert_close(model(ids, mask), eval_logits)

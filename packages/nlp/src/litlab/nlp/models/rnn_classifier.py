@@ -42,7 +42,9 @@ class RNNClassifier(nn.Module):
         bidirectional: bool = True,
         dropout: float = 0.5,
         pooling: Literal["last", "max", "mean"] = "last",
+        word_dropout: float = 0.0,
         padding_idx: int = 0,
+        unknown_idx: int = 1,
         pretrained_vectors: str | None = None,
         freeze_embeddings: bool = False,
     ) -> None:
@@ -60,7 +62,11 @@ class RNNClassifier(nn.Module):
         dropout: Dropout on the embeddings, between RNN layers and before the output layer.
         pooling: What the output layer sees: ``last`` state of each direction (Tai et al.
             2015), or the ``max`` or ``mean`` of the states over the text's tokens.
+        word_dropout: While training, replace each word by the unknown token with this
+            probability. Without it the unknown token's embedding never trains when every
+            training word is in the vocabulary, yet words unseen in training map to it.
         padding_idx: Id of the padding token (its embedding stays zero).
+        unknown_idx: Id of the unknown-word token (the word-level tokenizer's ``[UNK]``).
         pretrained_vectors: Word-vector text file (GloVe format) to start the embeddings from.
         freeze_embeddings: Keep the embeddings fixed (with pretrained vectors).
         """
@@ -69,6 +75,8 @@ class RNNClassifier(nn.Module):
             raise LitlabError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         self.vocab_size = vocab_size
         self.padding_idx = padding_idx
+        self.unknown_idx = unknown_idx
+        self.word_dropout = word_dropout
         self.pooling = pooling
         self.pretrained_vectors = pretrained_vectors
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
@@ -92,6 +100,9 @@ class RNNClassifier(nn.Module):
             attention_mask = input_ids != self.padding_idx
         # An empty text still gets one (padding) step, as packing refuses length 0.
         lengths = attention_mask.sum(dim=1).clamp(min=1)
+        if self.training and self.word_dropout > 0:
+            dropped = torch.rand(input_ids.shape, device=input_ids.device) < self.word_dropout
+            input_ids = input_ids.masked_fill(dropped & attention_mask.bool(), self.unknown_idx)
         embedded = self.dropout(self.embedding(input_ids))
         packed = pack_padded_sequence(
             embedded, lengths.cpu(), batch_first=True, enforce_sorted=False

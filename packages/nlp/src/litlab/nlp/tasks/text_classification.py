@@ -115,13 +115,18 @@ class TextClassifier(Task):
                 f"only {model_vocab} rows. Set the network's vocab_size to at least "
                 f"{len(tokenizer)} (or the data's vocab_size to at most {model_vocab})."
             )
-        model_padding = getattr(self.model, "padding_idx", None)
-        if tokenizer is not None and model_padding not in (None, tokenizer.pad_token_id):
-            raise LitlabError(
-                f"the model's padding_idx is {model_padding} but the tokenizer pads with id "
-                f"{tokenizer.pad_token_id}. Set the network's padding_idx to "
-                f"{tokenizer.pad_token_id}."
-            )
+        if tokenizer is None:
+            return
+        special = {"padding_idx": tokenizer.pad_token_id}
+        if getattr(self.model, "word_dropout", 0):
+            special["unknown_idx"] = tokenizer.unk_token_id
+        for name, token_id in special.items():
+            model_id = getattr(self.model, name, None)
+            if None not in (model_id, token_id) and model_id != token_id:
+                raise LitlabError(
+                    f"the model's {name} is {model_id} but the tokenizer's token is id "
+                    f"{token_id}. Set the network's {name} to {token_id}."
+                )
 
     def on_fit_start(self) -> None:
         count = count_parameters(self.model)
