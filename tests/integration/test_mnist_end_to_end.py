@@ -49,6 +49,7 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     (run_dir,) = (in_tmp_dir / "runs" / "mnist_mlp").iterdir()
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert "fit resources: wall time" in fit.stderr
 
     # The resolved config is saved with the run, overrides applied.
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())

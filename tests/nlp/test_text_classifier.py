@@ -77,7 +77,7 @@ def trainer(tmp_path, **options) -> Trainer:
     return Trainer(**{**defaults, **options})
 
 
-def test_rnn_learns_the_tiny_task_and_reports_params_and_resources(tmp_path):
+def test_rnn_learns_the_tiny_task_and_reports_params(tmp_path):
     task = TextClassifier(tiny_rnn(dropout=0.0), lr=0.02)
     fit = trainer(tmp_path)
     fit.fit(task, datamodule=tiny_data(tmp_path))
@@ -86,8 +86,6 @@ def test_rnn_learns_the_tiny_task_and_reports_params_and_resources(tmp_path):
     total = sum(p.numel() for p in task.model.parameters())
     assert metrics["params/trainable"] == metrics["params/total"] == total
     assert metrics["params/trainable_percent"] == 100.0
-    assert metrics["resources/fit_time_s"] > 0
-    assert metrics["resources/peak_process_rss_mib"] > 0
     (result,) = fit.test(task, datamodule=tiny_data(tmp_path))
     assert result["test/acc"] == 1.0
 

@@ -3,7 +3,8 @@
 ``litlab fit|validate|test|predict -c experiments/<domain>/<task>.yaml [--model.lr 3e-4 ...]``
 
 Defaults, each replaced by what the config says: seed 42, the W&B logger, ``best.ckpt`` (on
-the task's monitored metric) and ``last.ckpt`` (the latest state), a LearningRateMonitor
+the task's monitored metric) and ``last.ckpt`` (the latest state), the wall time and peak
+memory of each stage (``ResourceReport``), a LearningRateMonitor
 and Lightning's progress bar. Every run gets its own folder (see :mod:`litlab.core.runs`) holding
 the resolved config, the checkpoints and the W&B files; the resolved config reaches W&B once,
 nested, and as a file. ``--ckpt_path best|last`` picks that checkpoint of the newest run of the
@@ -26,6 +27,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from litlab.core.callbacks.last_checkpoint import LastCheckpoint
+from litlab.core.callbacks.resource_report import ResourceReport
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
 from litlab.core.errors import LitlabError
 from litlab.core.runs import (
@@ -176,6 +178,8 @@ class LitlabCLI(LightningCLI):
                     )
                 )
             callbacks.append(LastCheckpoint(self.run_dir / "checkpoints"))
+        if not any(isinstance(c, ResourceReport) for c in configured):
+            callbacks.append(ResourceReport())
         has_logger = trainer_config.get("logger") not in (None, False, [])
         if has_logger and not any(isinstance(c, LearningRateMonitor) for c in configured):
             callbacks.append(LearningRateMonitor())

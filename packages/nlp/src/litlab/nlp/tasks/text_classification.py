@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.core.callbacks import CSVPredictionWriter, ResourceReport
+from litlab.core.callbacks import CSVPredictionWriter
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
@@ -29,8 +29,9 @@ class TextClassifier(Task):
 
     Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``;
     the best checkpoint is the one with the highest ``val/acc``. When fitting starts, the
-    trainable and total parameter counts go to the log and the loggers (``params/*``); wall
-    time and peak memory follow at the end (:class:`~litlab.core.callbacks.ResourceReport`).
+    trainable and total parameter counts go to the log and the loggers (``params/*``); under
+    ``litlab``, wall time and peak memory follow at the end
+    (:class:`~litlab.core.callbacks.ResourceReport`).
     Only trainable parameters reach the optimizer, so frozen pretrained weights (adapters,
     frozen embeddings) cost no optimizer state. ``litlab predict`` writes a CSV of ``id``,
     ``label``, ``class_name`` and ``probability``.
@@ -84,7 +85,7 @@ class TextClassifier(Task):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
     def configure_callbacks(self) -> list[Callback]:
-        return [CSVPredictionWriter(), ResourceReport()]
+        return [CSVPredictionWriter()]
 
     # ----- set-up checks
 
