@@ -99,6 +99,21 @@ def test_train_batch_shape_dtype_and_normalisation(data_root):
     assert abs(pixels.std().item() - 1) < 0.05
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
+@pytest.mark.parametrize(("pixel_range", "low"), [("unit", 0.0), ("symmetric", -1.0)])
+def test_pixel_range_maps_raw_pixels(data_root, pixel_range, low, in_memory):
+    dm = _datamodule(data_root, batch_size=8, pixel_range=pixel_range, in_memory=in_memory)
+    dm.setup("fit")
+    images, _ = next(iter(dm.val_dataloader()))
+    raw = dm.val_set.dataset.data[dm.val_set.indices[:8]].float() / 255
+    torch.testing.assert_close(images.squeeze(1), low + (1 - low) * raw)
+
+
+def test_unknown_pixel_range(data_root):
+    with pytest.raises(LitlabError, match="pixel_range must be one of standardized, unit"):
+        _datamodule(data_root, pixel_range="zero-one")
+
+
 def test_val_loader_is_not_shuffled(data_root):
     dm = _datamodule(data_root, batch_size=16)
     dm.setup("fit")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -23,6 +23,8 @@ from litlab.vision.data.indexed_dataset import IndexedDataset
 from litlab.vision.data.shuffling import EpochShuffleSampler, run_seed
 
 log = logging.getLogger(__name__)
+
+PixelRange = Literal["standardized", "unit", "symmetric"]
 
 
 class DataOptionError(LitlabError, ValueError):
@@ -74,6 +76,7 @@ class ImageClassificationDataModule(LightningDataModule):
         in_memory: bool = False,
         shuffle_seed: int | None = None,
         predict_dir: str | None = None,
+        pixel_range: PixelRange = "standardized",
     ) -> None:
         """Args:
         data_dir: Data root; default ``$LITLAB_DATA``, else ``./data``.
@@ -99,6 +102,9 @@ class ImageClassificationDataModule(LightningDataModule):
         shuffle_seed: Seed of the training order; default: the run's ``seed_everything``.
         predict_dir: ``litlab predict`` classifies the images in this folder (any size; they are
             converted to the dataset's colour mode and size); default: the official test set.
+        pixel_range: What pixel values become: ``standardized`` by the dataset's mean and
+            std (classifiers), ``unit`` [0, 1] (Bernoulli VAE decoders) or ``symmetric``
+            [-1, 1] (diffusion models).
         """
         super().__init__()
         self.data_root = resolve_data_dir(data_dir)
@@ -117,6 +123,16 @@ class ImageClassificationDataModule(LightningDataModule):
         self.in_memory = in_memory
         self.shuffle_seed = shuffle_seed
         self.predict_dir = predict_dir
+        self.pixel_range = pixel_range
+        if pixel_range not in get_args(PixelRange):
+            raise DataOptionError(
+                f"pixel_range must be one of {', '.join(get_args(PixelRange))}, got {pixel_range!r}"
+            )
+        if pixel_range != "standardized":
+            # Instance attributes over the dataset's statistics: x -> (x - mean) / std.
+            channels = self.image_shape[0]
+            shift = {"unit": 0.0, "symmetric": 0.5}[pixel_range]
+            self.mean, self.std = (shift,) * channels, (1.0 - shift,) * channels
         self._check_options()
         self.eval_transform = eval_transform(self.mean, self.std)
         self.train_transform = (

@@ -1,0 +1,1 @@
+"""Callbacks of the generative models: image grids to files and W&B."""

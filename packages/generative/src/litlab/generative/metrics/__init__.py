@@ -1,0 +1,1 @@
+"""litlab.generative.metrics."""
