@@ -11,6 +11,7 @@ data loading included, Trainer construction excluded.
 
     uv run python benchmarks/vision_throughput.py             # all cases
     uv run python benchmarks/vision_throughput.py --cases mnist_cnn --rounds 5
+    uv run python benchmarks/vision_throughput.py --accelerator cuda    # on a GPU
 
 MNIST comes from $LITLAB_DATA (default ./data). CIFAR-10 is read from there when present;
 otherwise random pixels are written in CIFAR-10's own file layout to a temporary folder (the
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -99,13 +101,19 @@ def cases(data_root: str | None, batch_size: int) -> dict[str, Case]:
     }
 
 
-def plain_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+def plain_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, float]:
     """Images per second and final loss of a hand-written loop."""
+    device = torch.device(accelerator)
     datamodule = case.datamodule(in_memory)
     datamodule.setup("fit")
+    # The in-memory loader puts its tensors on the trainer's device; a stand-in trainer tells
+    # it which device, so this loop reads the very same batches as the Lightning ones.
+    datamodule.trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=device), global_rank=0, world_size=1
+    )
     loader = datamodule.train_dataloader()
     torch.manual_seed(SEED)
-    model = case.model()
+    model = case.model().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=case.lr, momentum=0.9)
     model.train()
     steps, images_seen, epoch = 0, 0, 0
@@ -113,6 +121,7 @@ def plain_loop(case: Case, in_memory: bool) -> tuple[float, float]:
     while steps < case.steps:
         loader.sampler.set_epoch(epoch)
         for images, labels in loader:
+            images, labels = images.to(device, non_blocking=True), labels.to(device)
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad()
             loss.backward()
@@ -122,8 +131,9 @@ def plain_loop(case: Case, in_memory: bool) -> tuple[float, float]:
             if steps == case.steps:
                 break
         epoch += 1
+    loss = loss.item()  # waits for the GPU's queued work
     elapsed = time.perf_counter() - start
-    return images_seen / elapsed, loss.item()
+    return images_seen / elapsed, loss
 
 
 class LoopTimer(Callback):
@@ -133,9 +143,11 @@ class LoopTimer(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.images += len(batch[0])
-        self.loss = outputs["loss"].item()
+        # No .item() here: on a GPU it would wait for every step, which the plain loop does not.
+        self.loss = outputs["loss"].detach()
 
     def on_train_end(self, trainer, pl_module):
+        self.loss = self.loss.item()
         self.elapsed = time.perf_counter() - self.start
 
 
@@ -154,14 +166,14 @@ class BareModule(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
 
 
-def bare_lightning_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+def bare_lightning_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, float]:
     """Images per second and final loss of a bare LightningModule."""
     datamodule = case.datamodule(in_memory)
     torch.manual_seed(SEED)
-    return _fit(BareModule(case.model(), case.lr), datamodule, case.steps)
+    return _fit(BareModule(case.model(), case.lr), datamodule, case.steps, accelerator)
 
 
-def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
+def litlab_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, float]:
     """Images per second and final loss of the same training through litlab's task."""
     datamodule = case.datamodule(in_memory)
     torch.manual_seed(SEED)
@@ -172,13 +184,14 @@ def litlab_loop(case: Case, in_memory: bool) -> tuple[float, float]:
         optimizer=partial(torch.optim.SGD, momentum=0.9),
         report_worst=0,
     )
-    return _fit(task, datamodule, case.steps)
+    return _fit(task, datamodule, case.steps, accelerator)
 
 
-def _fit(module: LightningModule, datamodule, steps: int) -> tuple[float, float]:
+def _fit(module: LightningModule, datamodule, steps: int, accelerator: str) -> tuple[float, float]:
     timer = LoopTimer()
     trainer = Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
         max_steps=steps,
         limit_val_batches=0,
         num_sanity_val_steps=0,
@@ -198,12 +211,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--accelerator", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     # The table is the output; Lightning's per-fit banner would bury it.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     torch.set_num_threads(os.cpu_count() or 1)
     all_cases = cases(args.data_dir, args.batch_size)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    device = torch.cuda.get_device_name() if args.accelerator == "cuda" else "CPU"
+    print(
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads,"
+        f" batch {args.batch_size}"
+    )
     header = (
         f"{'case':18} {'in memory':9} {'plain img/s':>11} {'bare PL img/s':>13}"
         f" {'litlab img/s':>12} {'litlab/plain':>12}"
@@ -220,7 +238,7 @@ def main() -> None:
                 # Reversed every other round: no loop always runs right after another.
                 order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
                 for loop in order:
-                    results[loop].append(loops[loop](case, in_memory))
+                    results[loop].append(loops[loop](case, in_memory, args.accelerator))
             speed = {loop: statistics.median(s for s, _ in runs) for loop, runs in results.items()}
             losses = [results[loop][-1][1] for loop in loops]
             same = len({round(loss, 5) for loss in losses}) == 1
