@@ -38,9 +38,9 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, Trainer
 from torch import nn
 
+from lightning_timing import fit_timed
 from litlab.core.schedulers import WarmupCosineLR
 from litlab.generative.models.unet import UNet
 from litlab.generative.tasks.diffusion import DiffusionModel
@@ -139,19 +139,6 @@ def train_plain(settings: Settings) -> Result:
     return Result(images_seen / elapsed, loss.item())
 
 
-class LoopTimer(Callback):
-    def on_train_start(self, trainer, pl_module):
-        self.images = 0
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.images += len(batch[0])
-        self.loss = outputs["loss"].item()
-
-    def on_train_end(self, trainer, pl_module):
-        self.elapsed = time.perf_counter() - self.start
-
-
 def train_litlab(settings: Settings) -> Result:
     datamodule = mnist(settings)
     task = DiffusionModel(
@@ -164,21 +151,7 @@ def train_litlab(settings: Settings) -> Result:
         lr_scheduler_interval="step",
         sample_every_n_epochs=0,
     )
-    timer = LoopTimer()
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=settings.steps,
-        gradient_clip_val=CLIP,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(task, datamodule=datamodule)
-    return Result(timer.images / timer.elapsed, timer.loss)
+    return Result(*fit_timed(task, datamodule, settings.steps, gradient_clip_val=CLIP))
 
 
 # ----- sampling

@@ -41,10 +41,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 import transformers
-from lightning.pytorch import Callback, LightningModule, Trainer
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
+from lightning_timing import count_tokens, fit_timed
 from litlab.core.schedulers import WarmupCosineLR
 from litlab.nlp.data.char_text import CharTextDataModule
 from litlab.nlp.data.text_classification import SST2DataModule
@@ -74,45 +74,6 @@ class Case:
     plain: Callable[[Settings], Result]
     litlab: Callable[[Settings], Result]
     steps: int  # default steps per loop
-
-
-# ----- the Lightning side, shared by every case
-
-
-class LoopTimer(Callback):
-    """Tokens (the elements of a batch's inputs) per second of the training loop."""
-
-    def on_train_start(self, trainer, pl_module):
-        self.tokens = 0
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        inputs = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
-        self.tokens += inputs.numel()
-        self.loss = outputs["loss"].item()
-
-    def on_train_end(self, trainer, pl_module):
-        self.elapsed = time.perf_counter() - self.start
-
-
-def fit_with_lightning(
-    module: LightningModule, datamodule, steps: int, gradient_clip_val: float | None = None
-) -> Result:
-    timer = LoopTimer()
-    trainer = Trainer(
-        accelerator="cpu",
-        max_steps=steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        gradient_clip_val=gradient_clip_val,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=datamodule)
-    return Result(timer.tokens / timer.elapsed, timer.loss)
 
 
 # ----- char_gpt: nanoGPT's baby GPT on Tiny Shakespeare
@@ -176,7 +137,10 @@ def char_gpt_litlab(settings: Settings) -> Result:
         lr_scheduler=partial(WarmupCosineLR, warmup_steps=100, min_lr_ratio=0.1),
         lr_scheduler_interval="step",
     )
-    return fit_with_lightning(task, datamodule, settings.steps, gradient_clip_val=GPT_CLIP)
+    tokens_per_s, loss = fit_timed(
+        task, datamodule, settings.steps, count=count_tokens, gradient_clip_val=GPT_CLIP
+    )
+    return Result(tokens_per_s, loss)
 
 
 # ----- lora: MiniLM with LoRA on SST-2
@@ -247,7 +211,7 @@ def lora_litlab(settings: Settings) -> Result:
         lr_scheduler=partial(WarmupCosineLR, warmup_steps=100),
         lr_scheduler_interval="step",
     )
-    return fit_with_lightning(task, datamodule, settings.steps)
+    return Result(*fit_timed(task, datamodule, settings.steps, count=count_tokens))
 
 
 CASES: dict[str, Case] = {

@@ -36,10 +36,11 @@ from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule
 from torch import nn
 from torchvision import datasets
 
+from lightning_timing import fit_timed
 from litlab.vision.data.cifar10 import CIFAR10DataModule
 from litlab.vision.data.image_classification import ImageClassificationDataModule
 from litlab.vision.data.mnist import MNISTDataModule
@@ -136,21 +137,6 @@ def plain_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, fl
     return images_seen / elapsed, loss
 
 
-class LoopTimer(Callback):
-    def on_train_start(self, trainer, pl_module):
-        self.images = 0
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.images += len(batch[0])
-        # No .item() here: on a GPU it would wait for every step, which the plain loop does not.
-        self.loss = outputs["loss"].detach()
-
-    def on_train_end(self, trainer, pl_module):
-        self.loss = self.loss.item()
-        self.elapsed = time.perf_counter() - self.start
-
-
 class BareModule(LightningModule):
     """Cross-entropy and SGD and nothing else: what Lightning alone costs."""
 
@@ -170,7 +156,9 @@ def bare_lightning_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[
     """Images per second and final loss of a bare LightningModule."""
     datamodule = case.datamodule(in_memory)
     torch.manual_seed(SEED)
-    return _fit(BareModule(case.model(), case.lr), datamodule, case.steps, accelerator)
+    return fit_timed(
+        BareModule(case.model(), case.lr), datamodule, case.steps, accelerator=accelerator
+    )
 
 
 def litlab_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, float]:
@@ -184,25 +172,7 @@ def litlab_loop(case: Case, in_memory: bool, accelerator: str) -> tuple[float, f
         optimizer=partial(torch.optim.SGD, momentum=0.9),
         report_worst=0,
     )
-    return _fit(task, datamodule, case.steps, accelerator)
-
-
-def _fit(module: LightningModule, datamodule, steps: int, accelerator: str) -> tuple[float, float]:
-    timer = LoopTimer()
-    trainer = Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_steps=steps,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(module, datamodule=datamodule)
-    return timer.images / timer.elapsed, timer.loss
+    return fit_timed(task, datamodule, case.steps, accelerator=accelerator)
 
 
 def main() -> None:
