@@ -1,9 +1,12 @@
 import csv
+from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from litlab.core.callbacks import CSVPredictionWriter
+from litlab.core.callbacks.prediction_writer import prediction_output_path
 
 
 class Doubler(LightningModule):
@@ -31,3 +34,13 @@ def test_default_file_is_in_the_log_dir(tmp_path):
     trainer.predict(Doubler(), data, return_predictions=False)
     assert writer.path == tmp_path / "predictions.csv"
     assert writer.path.read_text().splitlines()[0] == "id,double"
+
+
+def test_output_path_per_rank(tmp_path):
+    def trainer(rank, world_size):
+        return SimpleNamespace(log_dir=str(tmp_path), global_rank=rank, world_size=world_size)
+
+    assert prediction_output_path(trainer(0, 1), None, "samples.txt") == tmp_path / "samples.txt"
+    assert prediction_output_path(trainer(0, 2), None, "p.csv") == tmp_path / "p.csv"
+    assert prediction_output_path(trainer(1, 2), None, "p.csv") == tmp_path / "p.rank1.csv"
+    assert prediction_output_path(trainer(3, 4), "out/s.txt", "x.csv") == Path("out/s.rank3.txt")

@@ -40,12 +40,7 @@ class CSVPredictionWriter(BasePredictionWriter):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "predict":
             return
-        path = (
-            Path(self.output) if self.output else Path(trainer.log_dir or ".") / "predictions.csv"
-        )
-        if trainer.world_size > 1 and trainer.global_rank > 0:
-            path = path.with_suffix(f".rank{trainer.global_rank}.csv")
-        self._path = path
+        self._path = prediction_output_path(trainer, self.output, "predictions.csv")
 
     def write_on_batch_end(
         self,
@@ -70,6 +65,15 @@ class CSVPredictionWriter(BasePredictionWriter):
             self._file.close()
             self._file = self._writer = None
             log.info("Predictions written to %s", self._path)
+
+
+def prediction_output_path(trainer: Trainer, output: str | None, default_name: str) -> Path:
+    """The file a prediction writer writes: ``output``, else ``default_name`` in the run
+    folder; under several processes, rank N > 0 gets ``<name>.rankN<suffix>`` beside it."""
+    path = Path(output) if output else Path(trainer.log_dir or ".") / default_name
+    if trainer.world_size > 1 and trainer.global_rank > 0:
+        path = path.with_suffix(f".rank{trainer.global_rank}{path.suffix}")
+    return path
 
 
 def _as_list(value: Any) -> list[Any]:

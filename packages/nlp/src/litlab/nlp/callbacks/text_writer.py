@@ -10,6 +10,8 @@ from typing import IO, Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from litlab.core.callbacks.prediction_writer import prediction_output_path
+
 log = logging.getLogger(__name__)
 
 SEPARATOR = "-" * 40
@@ -39,10 +41,7 @@ class TextSampleWriter(BasePredictionWriter):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "predict":
             return
-        path = Path(self.output) if self.output else Path(trainer.log_dir or ".") / "samples.txt"
-        if trainer.world_size > 1 and trainer.global_rank > 0:
-            path = path.with_suffix(f".rank{trainer.global_rank}.txt")
-        self._path = path
+        self._path = prediction_output_path(trainer, self.output, "samples.txt")
 
     def write_on_batch_end(
         self,
