@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_timing import fit_timed
+from lightning_timing import alternate_rounds, fit_timed
 from litlab.core.schedulers import WarmupCosineLR
 from litlab.generative.models.unet import UNet
 from litlab.generative.tasks.diffusion import DiffusionModel
@@ -267,12 +267,9 @@ def main() -> None:
     for name in args.cases:
         case = CASES[name]
         loops = {"plain": case.plain, "litlab": case.litlab}
-        results: dict[str, list[Result]] = {loop: [] for loop in loops}
-        for round_index in range(args.rounds):
-            # Reversed every other round: neither loop always runs first.
-            order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
-            for loop in order:
-                results[loop].append(loops[loop](settings))
+        results = alternate_rounds(
+            {name: partial(loop, settings) for name, loop in loops.items()}, args.rounds
+        )
         speed = {
             loop: statistics.median(r.images_per_s for r in runs) for loop, runs in results.items()
         }

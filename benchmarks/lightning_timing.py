@@ -1,13 +1,27 @@
-"""The Lightning side of every benchmark here: a bare Trainer (no logger, checkpoints,
-validation or progress bar) and a callback that times its training loop."""
+"""What every benchmark here shares: loops run in alternating rounds, and the Lightning side, a
+bare Trainer (no logger, checkpoints, validation or progress bar) whose training loop a
+callback times."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+
+R = TypeVar("R")
+
+
+def alternate_rounds(loops: dict[str, Callable[[], R]], rounds: int) -> dict[str, list[R]]:
+    """Runs every loop once per round, the order reversed every other round so that no loop
+    always runs right after another; returns each loop's results in round order."""
+    results: dict[str, list[R]] = {name: [] for name in loops}
+    for round_index in range(rounds):
+        order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
+        for name in order:
+            results[name].append(loops[name]())
+    return results
 
 
 def count_images(batch: Any) -> int:

@@ -44,7 +44,7 @@ import transformers
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
-from lightning_timing import count_tokens, fit_timed
+from lightning_timing import alternate_rounds, count_tokens, fit_timed
 from litlab.core.schedulers import WarmupCosineLR
 from litlab.nlp.data.char_text import CharTextDataModule
 from litlab.nlp.data.text_classification import SST2DataModule
@@ -257,12 +257,9 @@ def main() -> None:
         case = CASES[name]
         settings = Settings(steps=args.steps or case.steps, data_dir=args.data_dir)
         loops = {"plain": case.plain, "litlab": case.litlab}
-        results: dict[str, list[Result]] = {loop: [] for loop in loops}
-        for round_index in range(args.rounds):
-            # Reversed every other round: neither loop always runs first.
-            order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
-            for loop in order:
-                results[loop].append(loops[loop](settings))
+        results = alternate_rounds(
+            {name: partial(loop, settings) for name, loop in loops.items()}, args.rounds
+        )
         speed = {
             loop: statistics.median(r.tokens_per_s for r in runs) for loop, runs in results.items()
         }

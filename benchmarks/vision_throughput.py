@@ -40,7 +40,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchvision import datasets
 
-from lightning_timing import fit_timed
+from lightning_timing import alternate_rounds, fit_timed
 from litlab.vision.data.cifar10 import CIFAR10DataModule
 from litlab.vision.data.image_classification import ImageClassificationDataModule
 from litlab.vision.data.mnist import MNISTDataModule
@@ -203,12 +203,13 @@ def main() -> None:
     for name in args.cases:
         case = all_cases[name]
         for in_memory in (False, True):
-            results: dict[str, list[tuple[float, float]]] = {loop: [] for loop in loops}
-            for round_index in range(args.rounds):
-                # Reversed every other round: no loop always runs right after another.
-                order = list(loops) if round_index % 2 == 0 else list(loops)[::-1]
-                for loop in order:
-                    results[loop].append(loops[loop](case, in_memory, args.accelerator))
+            results = alternate_rounds(
+                {
+                    name: partial(loop, case, in_memory, args.accelerator)
+                    for name, loop in loops.items()
+                },
+                args.rounds,
+            )
             speed = {loop: statistics.median(s for s, _ in runs) for loop, runs in results.items()}
             losses = [results[loop][-1][1] for loop in loops]
             same = len({round(loss, 5) for loss in losses}) == 1
