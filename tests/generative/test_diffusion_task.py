@@ -3,6 +3,8 @@ Lightning's EMA arithmetic and which weights sampling uses, sample_images, and b
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from litlab.core.errors import LitlabError
 from litlab.generative.diffusion.schedules import NoiseSchedule
 from litlab.generative.models.unet import UNet
-from litlab.generative.tasks.diffusion import DiffusionModel
+from litlab.generative.tasks.diffusion import DiffusionModel, predict_chunks
 from litlab.vision.data.mnist import MNISTDataModule
 
 
@@ -243,3 +245,18 @@ def test_data_outside_minus_one_one_is_refused(data_root):
     datamodule = MNISTDataModule(data_dir=str(data_root), pixel_range="unit")
     with pytest.raises(LitlabError, match="pixel_range: symmetric"):
         quiet_trainer(fast_dev_run=1).fit(task, datamodule=datamodule)
+
+
+@pytest.mark.parametrize(("world_size", "num_chunks", "batches"), [(1, 5, 5), (2, 7, 4), (3, 7, 1)])
+def test_predict_chunks_cover_every_chunk_once_across_ranks(world_size, num_chunks, batches):
+    per_rank = math.ceil(num_chunks / world_size)
+    chunks_per_batch = math.ceil(per_rank / batches)
+    drawn = [
+        chunk
+        for rank in range(world_size)
+        for batch_idx in range(batches)
+        for chunk in predict_chunks(batch_idx, chunks_per_batch, rank, world_size, num_chunks)
+    ]
+    assert sorted(drawn) == list(range(num_chunks))
+    if world_size == 1:
+        assert predict_chunks(2, 1, 0, 1, num_chunks) == [2]

@@ -1,6 +1,7 @@
 """Installing one domain package alone into an empty virtual environment brings litlab-core and
 that package with their own dependencies, and nothing from the other domains: litlab-vision
-without transformers, litlab-nlp without torchvision.
+without transformers, litlab-nlp without torchvision, litlab-generative with litlab-vision (its
+image data) but without litlab-nlp.
 
 Versions are pinned to uv.lock through a constraints file exported with `uv export`, so the
 install comes from uv's cache (PyPI is only asked for index metadata it does not hold yet).
@@ -34,17 +35,25 @@ print(json.dumps({
 """
 
 # package folder -> (its module, one of its modules that needs its own dependencies, modules
-# that must not be importable).
+# that must not be importable, the litlab distributions the install must bring).
 PACKAGES = {
     "vision": (
         "litlab.vision",
         "litlab.vision.models.mlp",
         ["litlab.nlp", "litlab.generative", "transformers", "peft", "datasets"],
+        ["litlab-core", "litlab-vision"],
     ),
     "nlp": (
         "litlab.nlp",
         "litlab.nlp.adapters",
         ["litlab.vision", "litlab.generative", "torchvision"],
+        ["litlab-core", "litlab-nlp"],
+    ),
+    "generative": (
+        "litlab.generative",
+        "litlab.generative.tasks.diffusion",
+        ["litlab.nlp", "transformers", "peft", "datasets"],
+        ["litlab-core", "litlab-generative", "litlab-vision"],
     ),
 }
 
@@ -60,7 +69,7 @@ INSTALL_ARGS = {
     "readme": lambda package: [f"packages/{package}"],
     "wheels": lambda package: ["--no-sources", "packages/core", f"packages/{package}"],
 }
-CASES = [("vision", "readme"), ("vision", "wheels"), ("nlp", "readme")]
+CASES = [("vision", "readme"), ("vision", "wheels"), ("nlp", "readme"), ("generative", "readme")]
 
 
 def _run(cmd: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -117,7 +126,7 @@ def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) 
         cwd=REPO_ROOT,
     )
 
-    module, needs_dependencies, absent = PACKAGES[package]
+    module, needs_dependencies, absent, expected_dists = PACKAGES[package]
     probe = _run(
         [str(python), "-c", PROBE, module, needs_dependencies, *absent], env=env, cwd=tmp_path
     )
@@ -131,9 +140,7 @@ def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) 
         [uv, "pip", "list", "--python", str(python), "--format", "json"], env=env, cwd=tmp_path
     )
     litlab_dists = sorted(d["name"] for d in json.loads(listed.stdout) if "litlab" in d["name"])
-    assert litlab_dists == ["litlab-core", f"litlab-{package}"], (
-        f"{litlab_dists}\ninstall stderr:\n{install.stderr}"
-    )
+    assert litlab_dists == expected_dists, f"{litlab_dists}\ninstall stderr:\n{install.stderr}"
 
     litlab = venv / "bin" / "litlab"
     assert litlab.is_file(), f"no console script at {litlab}\ninstall stderr:\n{install.stderr}"

@@ -23,7 +23,7 @@ class SampleWriter(BasePredictionWriter):
 
     The folder holds the samples only, so it can go straight to a tool that reads a folder of
     images (an FID script, say). Under several processes every rank writes its own samples
-    (the indices differ); rank zero writes the grid from its own.
+    (each rank samples its own share of the indices); rank zero writes the grid from its own.
     """
 
     def __init__(self, output: str | None = None, grid_size: int = 64, nrow: int = 8) -> None:

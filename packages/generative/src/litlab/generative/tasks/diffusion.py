@@ -197,9 +197,9 @@ class DiffusionModel(Task):
                 f"{pixel_range!r}; set data.init_args.pixel_range: symmetric"
             )
         if stage == "predict":
-            # One predict batch per chunk of samples: the loader's images are not used, and the
-            # rest of the test set need not be read.
-            chunks = math.ceil(self.num_samples / self.sample_batch_size)
+            # One predict batch per chunk of samples on each rank: the loader's images are not
+            # used, and the rest of the test set need not be read.
+            chunks = math.ceil(self._num_chunks() / self.trainer.world_size)
             limit = self.trainer.limit_predict_batches
             if isinstance(limit, float) or limit > chunks:
                 self.trainer.limit_predict_batches = chunks
@@ -359,8 +359,11 @@ class DiffusionModel(Task):
 
     # ----- litlab predict
 
+    def _num_chunks(self) -> int:
+        return math.ceil(self.num_samples / self.sample_batch_size)
+
     def on_predict_start(self) -> None:
-        chunks = math.ceil(self.num_samples / self.sample_batch_size)
+        chunks = math.ceil(self._num_chunks() / self.trainer.world_size)
         batches = self.trainer.num_predict_batches[0]
         # A predict loader shorter than the chunks (a small predict_dir) takes several each.
         self._chunks_per_batch = math.ceil(chunks / batches)
@@ -370,12 +373,16 @@ class DiffusionModel(Task):
         ``images`` (uint8 (B, C, H, W), on the CPU) and their sample numbers ``index`` (B,)."""
         images = [torch.empty(0, *self.image_shape, dtype=torch.uint8)]
         indices = [torch.empty(0, dtype=torch.long)]
-        first = batch_idx * self._chunks_per_batch
-        for chunk in range(first, first + self._chunks_per_batch):
+        chunks = predict_chunks(
+            batch_idx,
+            self._chunks_per_batch,
+            self.trainer.global_rank,
+            self.trainer.world_size,
+            self._num_chunks(),
+        )
+        for chunk in chunks:
             start = chunk * self.sample_batch_size
             stop = min(start + self.sample_batch_size, self.num_samples)
-            if start >= stop:
-                break
             index = torch.arange(start, stop)
             generator = torch.Generator(device=self.device)
             generator.manual_seed(derive_seed(run_seed(), PREDICT_STREAM, chunk))
@@ -384,6 +391,16 @@ class DiffusionModel(Task):
             images.append((samples * 255).round().to(torch.uint8).cpu())
             indices.append(index)
         return {"images": torch.cat(images), "index": torch.cat(indices)}
+
+
+def predict_chunks(
+    batch_idx: int, chunks_per_batch: int, rank: int, world_size: int, num_chunks: int
+) -> list[int]:
+    """The sample chunks a rank's predict batch draws: ranks take every ``world_size``-th chunk,
+    so under DDP each chunk (and its seed) is sampled once, by one rank."""
+    first = batch_idx * chunks_per_batch
+    local = range(first, first + chunks_per_batch)
+    return [c * world_size + rank for c in local if c * world_size + rank < num_chunks]
 
 
 @contextmanager
