@@ -35,3 +35,11 @@ def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test from an empty directory (run folders and downloads go there)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _no_run_dir_left_behind():
+    """A LitlabCLI built in-process (not through main()) leaves its run folder in the
+    environment for the DDP ranks it would launch; the next test must not write into it."""
+    yield
+    os.environ.pop("LITLAB_RUN_DIR", None)

@@ -127,3 +127,28 @@ def test_cli_help_imports_no_domain_package(tmp_path: Path) -> None:
     help_text = "\n".join(help_lines)
     for subcommand in ("fit", "validate", "test", "predict"):
         assert re.search(rf"^\s+{subcommand}\s", help_text, re.MULTILINE), help_text
+
+
+VERB_HELP_PROBE = """\
+import sys; from litlab.core.entry_point import main
+try:
+    main([sys.argv[1], '--help'])
+except SystemExit:
+    pass
+print([m for m in ('torch', 'lightning', 'optuna', 'wandb') if m in sys.modules])
+"""
+
+
+@pytest.mark.parametrize("verb", ["sweep", "sync"])
+def test_litlab_verbs_answer_help_without_importing_torch(tmp_path: Path, verb: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", VERB_HELP_PROBE, verb],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    *help_lines, last = result.stdout.strip().splitlines()
+    assert ast.literal_eval(last) == [], result.stderr
+    assert f"usage: litlab {verb}" in "\n".join(help_lines)

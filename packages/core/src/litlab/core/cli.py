@@ -4,39 +4,53 @@
 
 Defaults, each replaced by what the config says: seed 42, the W&B logger, ``best.ckpt`` (on
 the task's monitored metric) and ``last.ckpt`` (the latest state), the wall time and peak
-memory of each stage (``ResourceReport``), a LearningRateMonitor
-and Lightning's progress bar. Every run gets its own folder (see :mod:`litlab.core.runs`) holding
-the resolved config, the checkpoints and the W&B files; the resolved config reaches W&B once,
-nested, and as a file. ``--ckpt_path best|last`` picks that checkpoint of the newest run of the
-experiment.
+memory of each stage (``ResourceReport``), a stop at a NaN or infinite training loss
+(``NonFiniteLossGuard``), a LearningRateMonitor and Lightning's progress bar. Checkpoints are
+written atomically, and a ``--ckpt_path`` is checked against the model before anything runs.
+Every run gets its own folder (see :mod:`litlab.core.runs`) holding the resolved config, the
+checkpoints and the W&B files; the resolved config reaches W&B once, nested, and as a file.
+``--ckpt_path best|last`` picks that checkpoint of the newest run of the experiment.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
+import signal
 import sys
-from argparse import ArgumentError
+from argparse import ArgumentError, RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litlab.core.callbacks.last_checkpoint import LastCheckpoint
+from litlab.core.callbacks.non_finite_loss_guard import NonFiniteLossGuard
+from litlab.core.callbacks.preemption_checkpoint import PreemptionCheckpoint
 from litlab.core.callbacks.resource_report import ResourceReport
+from litlab.core.callbacks.resume_state import RUN_KEY, ResumeState
+from litlab.core.checkpoint_checks import check_checkpoint, check_hyperparameters, read_checkpoint
+from litlab.core.checkpoint_io import use_atomic_checkpoints
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
+from litlab.core.entry_point import EXTRA_VERBS, configure_logging, run_extra_verb
 from litlab.core.errors import LitlabError
+from litlab.core.run_info import RUN_INFO_FILE_NAME, collect_run_info, write_run_info
+from litlab.core.run_labels import run_name, run_tags
 from litlab.core.runs import (
     CHECKPOINT_ALIASES,
     RUN_DIR_ENV_VAR,
     find_checkpoint,
-    new_run_dir,
-    new_run_id,
+    relaunch_checkpoint,
+    run_dir_for_command,
+    run_dir_of_checkpoint,
 )
+from litlab.core.sweeps.trial_callback import sweep_trial_callback
 from litlab.core.tracking import WandbLogger
 
 log = logging.getLogger("litlab")
@@ -46,7 +60,12 @@ DEFAULT_LOGGER = {"class_path": "litlab.core.tracking.WandbLogger"}
 
 
 class SaveRunConfig(SaveConfigCallback):
-    """Saves the resolved config in the run folder and sends it to the loggers, once."""
+    """Saves the resolved config and the run info in the run folder and sends them to the
+    loggers, once."""
+
+    def __init__(self, *args: Any, run_info: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.run_info = run_info
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # The config holds every hyperparameter, nested; Lightning logging the module's own
@@ -57,20 +76,30 @@ class SaveRunConfig(SaveConfigCallback):
         # trainer.log_dir is a collective (it broadcasts), so every rank reads it here;
         # save_config runs on rank zero only.
         self.log_dir = Path(trainer.log_dir or ".")
+        if stage == "fit" and self.config.get("ckpt_path") is not None:
+            # What a fit resumed from is not part of the experiment: config.yaml replayed
+            # later starts a new run.
+            self.config = self.config.clone()
+            self.config.ckpt_path = None
         super().setup(trainer, pl_module, stage)
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
         config_path = self.log_dir / self.config_filename
+        run_info = self.run_info or collect_run_info(sys.argv, self.log_dir)
+        write_run_info(run_info, self.log_dir / RUN_INFO_FILE_NAME)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_config(config, config_path)
+                logger.log_config(config, config_path, run_info)
             else:
                 logger.log_hyperparams(config)
 
 
 class LitlabCLI(LightningCLI):
     """LightningCLI with litlab's run folders, default callbacks and W&B tracking."""
+
+    # The --ckpt_path file, memory-mapped, from parsing until it is checked against the model.
+    checkpoint: dict[str, Any] | None = None
 
     def __init__(self, args: list[str] | None = None) -> None:
         super().__init__(
@@ -88,6 +117,8 @@ class LitlabCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         # Raise instead of printing usage and exiting, so main() can say what is wrong briefly.
         kwargs.setdefault("exit_on_error", False)
+        kwargs.setdefault("description", _DESCRIPTION)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         # Prefix matching would read a misspelt --trainer.max_epoch as --trainer.max_epochs.
         kwargs.setdefault("allow_abbrev", False)
         return super().init_parser(**kwargs)
@@ -103,10 +134,19 @@ class LitlabCLI(LightningCLI):
         parser.add_argument(
             "--runs_root", type=str, default="runs", help="Folder that holds the run folders."
         )
+        parser.add_argument(
+            "--tags",
+            type=list[str],
+            default=[],
+            help="W&B tags of the run, beside the model's domain and the subcommand.",
+        )
 
     # ----- parsing
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        # The command line as typed: the run info records it, the W&B run name shows its
+        # overrides.
+        self.argv = sys.argv[1:] if args is None else list(args) if isinstance(args, list) else []
         super().parse_arguments(parser, args)
         config = self._subconfig()
         if config.get("experiment") is None:
@@ -120,6 +160,13 @@ class LitlabCLI(LightningCLI):
                 f"checkpoint not found: {ckpt_path}. Give --ckpt_path an existing .ckpt file, "
                 f"or 'best'/'last' for the newest run of the experiment."
             )
+        if config.get("ckpt_path") is not None:
+            # Before LightningCLI loads it to rebuild the model from its hyperparameters, which
+            # fails with a bare OSError on a truncated file. Memory-mapped: cheap on a big one.
+            self.checkpoint = read_checkpoint(
+                config.ckpt_path, config.get("weights_only"), mmap=True
+            )
+            check_hyperparameters(config.ckpt_path, self.checkpoint)
 
     def _subconfig(self) -> Namespace:
         subcommand = self.config.get("subcommand")
@@ -129,13 +176,33 @@ class LitlabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
+        # fit from a checkpoint resumes its run: the run folder it lies in, and its W&B run.
+        resuming = self.subcommand == "fit" and config.get("ckpt_path") is not None
         run_dir = os.environ.get(RUN_DIR_ENV_VAR)
         if run_dir is None:
-            run_dir = str(new_run_dir(config.runs_root, config.experiment, new_run_id()))
+            resumed_dir = run_dir_of_checkpoint(config.ckpt_path) if resuming else None
+            run_dir = str(resumed_dir or run_dir_for_command(config.runs_root, config.experiment))
+            if self.subcommand == "fit" and not resuming:
+                resuming = self._continue_relaunch(config, Path(run_dir))
             # Lightning's DDP launcher starts the other ranks as copies of this command; they
-            # inherit the environment and so join this run folder.
+            # inherit the environment and so join this run folder (under torchrun or srun
+            # every rank finds the same folder by itself: run_dir_for_command).
             os.environ[RUN_DIR_ENV_VAR] = run_dir
+            # Read before the run writes anything, so its own files never make the tree dirty.
+            self.save_config_kwargs["run_info"] = collect_run_info(["litlab", *self.argv], run_dir)
         self.run_dir = Path(run_dir)
+        self.resumed_run = dict(self.checkpoint.get(RUN_KEY) or {}) if resuming else {}
+
+    def _continue_relaunch(self, config: Namespace, run_dir: Path) -> bool:
+        """A fit started again in its own run folder (a requeued SLURM job) goes on from the
+        folder's newest checkpoint instead of training from scratch over it."""
+        checkpoint = relaunch_checkpoint(run_dir)
+        if checkpoint is None:
+            return False
+        log.info("Started again in %s: resuming from %s", run_dir, checkpoint)
+        config.ckpt_path = str(checkpoint)
+        self.checkpoint = read_checkpoint(checkpoint, config.get("weights_only"), mmap=True)
+        return True
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # The run folder, name and id go to the instantiated objects, not into the config: a
@@ -146,15 +213,23 @@ class LitlabCLI(LightningCLI):
         loggers = trainer_config.get("logger")
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             if isinstance(logger, WandbLogger):
+                config = self._subconfig()
                 logger.bind_run(
                     save_dir=str(self.run_dir),
-                    name=self._subconfig().experiment,
-                    run_id=self.run_dir.name.rsplit("-", 1)[-1],
+                    name=self.resumed_run.get("wandb_run_name")
+                    or run_name(config.experiment, self.argv),
+                    run_id=self.resumed_run.get("wandb_run_id")
+                    or self.run_dir.name.rsplit("-", 1)[-1],
                     job_type=self.subcommand,
+                    tags=run_tags(
+                        config.get("tags") or [], _model_class_path(config), self.subcommand
+                    ),
                 )
         configured = list(trainer_config.get("callbacks") or [])
         kwargs["callbacks"] = configured + self._default_callbacks(trainer_config, configured)
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer.strategy)
+        return trainer
 
     def _default_callbacks(
         self, trainer_config: dict[str, Any], configured: list[Callback]
@@ -178,11 +253,24 @@ class LitlabCLI(LightningCLI):
                     )
                 )
             callbacks.append(LastCheckpoint(self.run_dir / "checkpoints"))
+        # SIGTERM and Ctrl+C stop at the end of a step with last.ckpt, whatever else saves.
+        wants_stop_checkpoint = wants_checkpoint and not trainer_config.get("fast_dev_run")
+        if wants_stop_checkpoint and not any(
+            isinstance(c, PreemptionCheckpoint) for c in configured
+        ):
+            callbacks.append(PreemptionCheckpoint(self.run_dir / "checkpoints"))
+        if not any(isinstance(c, ResumeState) for c in configured):
+            callbacks.append(ResumeState())
         if not any(isinstance(c, ResourceReport) for c in configured):
             callbacks.append(ResourceReport())
+        if not any(isinstance(c, NonFiniteLossGuard) for c in configured):
+            callbacks.append(NonFiniteLossGuard())
         has_logger = trainer_config.get("logger") not in (None, False, [])
         if has_logger and not any(isinstance(c, LearningRateMonitor) for c in configured):
             callbacks.append(LearningRateMonitor())
+        # A trial of `litlab sweep` reports its metric to the sweep (set by its environment).
+        if (sweep_trial := sweep_trial_callback()) is not None:
+            callbacks.append(sweep_trial)
         return callbacks
 
     # ----- running
@@ -191,38 +279,92 @@ class LitlabCLI(LightningCLI):
         # LightningCLI runs the subcommand inside __init__, so this is the one place that sees
         # both its end and its failure: the W&B run is closed (and its sync command printed)
         # either way, and nothing of a crashed run is lost.
+        if self.checkpoint is not None:
+            # Before any data is read: a bad checkpoint is told in one line, not after setup.
+            check_checkpoint(self._subconfig().ckpt_path, self.model, self.checkpoint)
+            self.checkpoint = None
         exit_code = 1
+        stopped = False
         try:
             super()._run_subcommand(subcommand)
             exit_code = 0
+        except SIGTERMException:
+            # SIGTERM or SIGINT (see PreemptionCheckpoint): exit as killed by it, after the W&B
+            # run is closed, with the command that resumes the run.
+            stopped = True
         finally:
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
                     logger.finish(exit_code=exit_code)
+        if stopped:
+            self._exit_stopped()
+
+    def _exit_stopped(self) -> None:
+        stopper = next(
+            (c for c in self.trainer.callbacks if isinstance(c, PreemptionCheckpoint)), None
+        )
+        stop_signal = (stopper and stopper.stop_signal) or signal.SIGTERM
+        if stopper is None or stopper.saved_path is None:
+            log.info("Stopped by %s; no checkpoint was written.", stop_signal.name)
+        elif self.trainer.is_global_zero:
+            log.info(
+                "Resume this run (the same results as a run that never stopped) with:\n  %s",
+                _resume_command(self.argv, self._subconfig(), stopper.saved_path),
+            )
+        # The shell's code for a process killed by that signal: scripts see it did not finish.
+        sys.exit(128 + stop_signal)
 
 
 def _default_experiment_name(config: Namespace) -> str:
     config_files = config.get("config") or []
     if config_files:
         return Path(str(config_files[0])).stem
-    model = config.get("model")
-    class_path = model.get("class_path") if isinstance(model, Namespace) else None
+    class_path = _model_class_path(config)
     return class_path.rsplit(".", 1)[-1].lower() if class_path else "run"
 
 
-def _configure_logging() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("litlab: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+def _resume_command(argv: list[str], config: Namespace, checkpoint: Path) -> str:
+    """The command line that was run with ``--ckpt_path last`` instead of its own, or with the
+    checkpoint's path where ``last`` would find another run's."""
+    args, skip_value = [], False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+        elif arg == "--ckpt_path":
+            skip_value = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    try:
+        newest = find_checkpoint(config.runs_root, config.experiment, "last")
+    except LitlabError:
+        newest = None
+    same = newest is not None and newest.resolve() == checkpoint.resolve()
+    return shlex.join(["litlab", *args, "--ckpt_path", "last" if same else str(checkpoint)])
+
+
+def _model_class_path(config: Namespace) -> str | None:
+    model = config.get("model")
+    return model.get("class_path") if isinstance(model, Namespace) else None
+
+
+_DESCRIPTION = "litlab: train, evaluate, sweep and export PyTorch Lightning experiments.\n\n" + (
+    "Other verbs (each with its own --help):\n"
+    + "\n".join(f"  litlab {verb:<8}{text}" for verb, (_, text) in EXTRA_VERBS.items())
+)
+
+
+class _HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """Keeps the description's line breaks (the list of verbs)."""
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``litlab`` console script."""
-    _configure_logging()
+    """The ``litlab`` command (see :func:`litlab.core.entry_point.main`): LightningCLI's verbs
+    run here, litlab's own are handed to their modules."""
+    configure_logging()
     argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] in EXTRA_VERBS:
+        run_extra_verb(argv[0], argv[1:])
+        return
     subcommand = next((a for a in argv if a in LightningCLI.subcommands()), None)
     try:
         LitlabCLI(args=args)
