@@ -1,36 +1,11 @@
 """LastCheckpoint: last.ckpt holds the latest training state, not a copy of the best."""
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from torch.utils.data import DataLoader, TensorDataset
+from worse_every_validation import WorseEveryValidation, loader
 
 from litlab.core.callbacks import LastCheckpoint
-
-
-class WorseEveryValidation(LightningModule):
-    """Its validation score is best at the first validation, worse at every later one."""
-
-    def __init__(self):
-        super().__init__()
-        self.layer = torch.nn.Linear(2, 1)
-        self.validations = 0
-
-    def training_step(self, batch, batch_idx):
-        return self.layer(batch[0]).pow(2).mean()
-
-    def validation_step(self, batch, batch_idx):
-        self.log("val/loss", float(self.validations))
-
-    def on_validation_epoch_end(self):
-        self.validations += 1
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-def loader():
-    return DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
 
 
 def fit(tmp_path, **trainer_options):

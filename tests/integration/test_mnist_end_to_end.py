@@ -2,6 +2,7 @@
 with W&B offline because there is no login."""
 
 import csv
+import glob
 import json
 import os
 import re
@@ -61,7 +62,8 @@ def test_fit_keeps_best_and_last_then_test_reports_accuracy(data_root, in_tmp_di
     assert fit.stderr.count("no login found") == 1
     sync = re.search(r"wandb sync (\S+)", fit.stderr)
     assert sync, fit.stderr[-2000:]
-    offline_run = in_tmp_dir / sync.group(1)
+    # The command names the run's offline parts (one per resumed part) by a shell pattern.
+    (offline_run,) = (Path(p) for p in glob.glob(str(in_tmp_dir / sync.group(1))))
     assert offline_run.is_dir()
     assert offline_run.parent == run_dir / "wandb"
     assert offline_run.name.endswith(run_dir.name.rsplit("-", 1)[-1])  # W&B id = run id

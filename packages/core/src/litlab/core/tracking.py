@@ -2,49 +2,41 @@
 
 With a W&B login (``wandb login`` or ``WANDB_API_KEY``) runs go online. Without one the logger
 switches itself to offline mode, says so once, and prints the ``wandb sync`` command that uploads
-the run when it ends. ``WANDB_MODE`` (online, offline, disabled) and the other ``WANDB_*``
-variables are respected as W&B documents them.
+the run when it ends. An online run that cannot start (server unreachable, key refused) falls back
+to offline the same way, so W&B never stops a training run. ``WANDB_MODE`` (online, offline,
+disabled) and the other ``WANDB_*`` variables are respected as W&B documents them.
+
+Online runs upload their checkpoints as W&B model artifacts when training ends (``log_model``):
+``best.ckpt`` with the alias ``best``, ``last.ckpt`` with ``latest`` and ``last``. The git state
+W&B records is that of the working directory's repository, not of the run folder.
 """
 
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 import shutil
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers.utilities import _scan_checkpoints
 from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor, nn
+
+from litlab.core.callbacks.last_checkpoint import LastCheckpoint
+from litlab.core.run_info import find_git_root
+from litlab.core.wandb_login import (
+    LOCAL_MODES,
+    OFFLINE_MODES,
+    resolve_wandb_mode,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WANDB_HOST = "https://api.wandb.ai"
-OFFLINE_MODES = ("offline", "dryrun")
 CONFIG_FILE_NAME = "litlab-config.yaml"
-
-
-def wandb_logged_in() -> bool:
-    """Whether W&B has credentials: an API key in the environment or in the netrc file."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    host = urlsplit(os.environ.get("WANDB_BASE_URL", DEFAULT_WANDB_HOST)).netloc
-    netrc_path = os.environ.get("NETRC") or Path.home() / ".netrc"
-    try:
-        return netrc.netrc(netrc_path).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
-        return False
-
-
-def resolve_wandb_mode(offline: bool | None) -> str:
-    """``offline=True/False`` forces the mode; ``None`` follows ``WANDB_MODE``, then the login."""
-    if offline is not None:
-        return "offline" if offline else "online"
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if wandb_logged_in() else "offline"
 
 
 class WandbLogger(LightningWandbLogger):
@@ -61,25 +53,35 @@ class WandbLogger(LightningWandbLogger):
         tags: list[str] | None = None,
         job_type: str | None = None,
         offline: bool | None = None,
-        log_model: bool | Literal["all"] = False,
+        log_model: bool | Literal["all"] = True,
+        watch: Literal["gradients", "parameters", "all"] | None = None,
+        watch_log_freq: int = 100,
         **kwargs: Any,
     ) -> None:
         """Args:
         project: W&B project (``WANDB_PROJECT`` wins when set).
-        name: Run name; litlab sets it to the experiment name.
+        name: Run name; litlab sets it to the experiment name and the command line's
+            overrides (see :mod:`litlab.core.run_labels`).
         save_dir: Folder for the W&B run files; litlab sets it to the run folder.
         id: Run id; litlab sets it to the run folder's id.
         entity: W&B user or team (``WANDB_ENTITY`` wins when set).
         group: Group the run belongs to.
-        tags: Tags shown on the run.
+        tags: Tags shown on the run; litlab adds the config's ``tags``, the model's domain
+            and the subcommand after them.
         job_type: The kind of run (litlab sets fit, validate, test or predict).
         offline: ``True``/``False`` forces offline/online; ``None`` follows ``WANDB_MODE`` and
             otherwise goes offline only when there is no W&B login.
-        log_model: Upload checkpoints as W&B artifacts (online runs only).
+        log_model: Upload checkpoints as W&B model artifacts (online runs only): ``True``
+            uploads each checkpoint callback's files once, when training ends (``best.ckpt``
+            aliased ``best``, ``last.ckpt`` aliased ``latest`` and ``last``); ``"all"``
+            uploads every checkpoint as it is written; ``False`` uploads none.
+        watch: Log histograms of the model's ``gradients``, ``parameters`` or ``all`` of both
+            (``wandb.watch``); off when None.
+        watch_log_freq: Log the histograms every this many training steps.
         **kwargs: Passed on to ``wandb.init``.
         """
         mode = resolve_wandb_mode(offline)
-        if mode in OFFLINE_MODES and log_model:
+        if mode in LOCAL_MODES:
             log_model = False
         if offline is None and "WANDB_MODE" not in os.environ and mode == "offline":
             self._say_offline()
@@ -98,6 +100,12 @@ class WandbLogger(LightningWandbLogger):
             mode=mode,
             **kwargs,
         )
+        # Lightning passes anonymous=None, which wandb 0.19+ warns about; it has no effect.
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+        self._watch = watch
+        self._watch_log_freq = watch_log_freq
+        self._watched = False
 
     @staticmethod
     @rank_zero_only
@@ -107,8 +115,16 @@ class WandbLogger(LightningWandbLogger):
             "Its sync command is printed when it ends."
         )
 
-    def bind_run(self, save_dir: str, name: str, run_id: str, job_type: str | None) -> None:
-        """Fill in the run folder, name, id and job type the config left unset.
+    def bind_run(
+        self,
+        save_dir: str,
+        name: str,
+        run_id: str,
+        job_type: str | None,
+        tags: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        """Fill in the run folder, name, id and job type the config left unset, and add tags
+        after the configured ones.
 
         Called by ``litlab`` before the W&B run starts.
         """
@@ -116,16 +132,56 @@ class WandbLogger(LightningWandbLogger):
         for key, value in given.items():
             if self._wandb_init.get(key) in (None, "."):
                 self._wandb_init[key] = value
+        if tags:
+            configured = list(self._wandb_init.get("tags") or [])
+            self._wandb_init["tags"] = list(dict.fromkeys([*configured, *tags]))
         self._save_dir = self._wandb_init["dir"]
         self._name = self._wandb_init["name"]
         self._id = self._wandb_init["id"]
 
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        """The W&B run, started on first use; offline when the online one cannot start."""
+        if self._experiment is not None:
+            return self._experiment
+        import wandb
+
+        self._wandb_init["settings"] = _with_git_root(self._wandb_init.get("settings"))
+        if self._wandb_init.get("dir"):
+            # The W&B service process reads the folder from its own working directory, which
+            # is not this one after a chdir (several runs in one Python process).
+            self._wandb_init["dir"] = os.path.abspath(self._wandb_init["dir"])
+        try:
+            return super().experiment
+        except wandb.errors.Error as err:
+            if self._wandb_init.get("mode") in LOCAL_MODES:
+                raise
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning(
+                "W&B: the online run could not start (%s), so this run is logged offline. "
+                "Its sync command is printed when it ends.",
+                reason,
+            )
+            # The W&B service keeps the failed run's id, which the offline run shares.
+            wandb.teardown()
+            self._wandb_init["mode"] = "offline"
+            self._log_model = False
+            return super().experiment
+
     @rank_zero_only
-    def log_config(self, config: dict[str, Any], config_file: Path) -> None:
-        """Put the resolved config in the run, nested, and its YAML file among the run's files."""
+    def log_config(
+        self, config: dict[str, Any], config_file: Path, run_info: dict[str, Any] | None = None
+    ) -> None:
+        """Put the resolved config in the run, nested, and its YAML file among the run's files;
+        ``run_info`` (see :mod:`litlab.core.run_info`) goes into the config under ``litlab``."""
         run = self.experiment
         run.config.update(config, allow_val_change=True)
-        if getattr(run, "dir", None) and config_file.is_file():
+        if run_info is not None:
+            run.config.update({"litlab": run_info}, allow_val_change=True)
+        # A disabled run (WANDB_MODE=disabled) names a files folder that does not exist.
+        run_dir = getattr(run, "dir", None)
+        if run_dir and Path(run_dir).is_dir() and config_file.is_file():
             # W&B keeps its own config.yaml in the run's files, hence another name.
             uploaded = Path(run.dir) / CONFIG_FILE_NAME
             shutil.copyfile(config_file, uploaded)
@@ -144,6 +200,59 @@ class WandbLogger(LightningWandbLogger):
         self.experiment.log({key: chart})
 
     @rank_zero_only
+    def log_graph(self, model: nn.Module, input_array: Tensor | None = None) -> None:
+        # Lightning hands the module to every logger when a run starts: the one place a logger
+        # sees the model, so `watch` starts here.
+        if self._watch is not None and not self._watched:
+            self.watch(model, log=self._watch, log_freq=self._watch_log_freq, log_graph=False)
+            self._watched = True
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        # W&B gives the alias "latest" to the version logged last, so last.ckpt goes last.
+        self._checkpoint_callbacks = dict(
+            sorted(
+                self._checkpoint_callbacks.items(),
+                key=lambda item: isinstance(item[1], LastCheckpoint),
+            )
+        )
+        super().finalize(status)
+
+    def _scan_and_log_checkpoints(self, checkpoint_callback: ModelCheckpoint) -> None:
+        # Lightning's own version aliases each callback's best file "best" and "latest", which
+        # for LastCheckpoint (a top-1 callback without a metric) would put "best" on last.ckpt.
+        import wandb
+
+        for mtime, path, score, _ in _scan_checkpoints(
+            checkpoint_callback, self._logged_model_time
+        ):
+            if isinstance(checkpoint_callback, LastCheckpoint):
+                aliases = ["latest", "last"]
+            elif path == checkpoint_callback.best_model_path:
+                aliases = ["best"]
+            elif path == checkpoint_callback.last_model_path:  # save_last=True
+                aliases = ["latest", "last"]
+            else:
+                aliases = []  # another of the top k
+            metadata = {
+                "score": score.item() if isinstance(score, Tensor) else score,
+                "original_filename": Path(path).name,
+                "monitor": checkpoint_callback.monitor,
+                "mode": checkpoint_callback.mode,
+            }
+            if not self._checkpoint_name:
+                self._checkpoint_name = f"model-{self.experiment.id}"
+            artifact = wandb.Artifact(name=self._checkpoint_name, type="model", metadata=metadata)
+            artifact.add_file(path, name="model.ckpt", policy=self.add_file_policy)
+            try:
+                self.experiment.log_artifact(artifact, aliases=aliases)
+            except wandb.errors.Error as err:
+                # The checkpoint is safe on disk; a failed upload must not fail the run.
+                log.warning("W&B: could not upload %s as a model artifact: %s", path, err)
+                continue
+            self._logged_model_time[path] = mtime
+
+    @rank_zero_only
     def finish(self, exit_code: int = 0) -> None:
         """End the W&B run; for an offline run, print the command that uploads it."""
         run, self._experiment = self._experiment, None
@@ -153,4 +262,32 @@ class WandbLogger(LightningWandbLogger):
         offline = settings is not None and settings.mode in OFFLINE_MODES
         run.finish(exit_code=exit_code)
         if offline:
-            log.info("W&B run saved offline. Upload it with:\n  wandb sync %s", settings.sync_dir)
+            # A resumed run leaves one offline folder per part, all with the run's id.
+            parts = Path(settings.sync_dir).parent / f"offline-run-*-{run.id}"
+            log.info(
+                "W&B run saved offline. Upload it with:\n  wandb sync %s\n"
+                "(litlab sync RUNS_ROOT uploads every offline run under a runs folder)",
+                parts,
+            )
+
+
+def _with_git_root(settings: Any) -> Any:
+    """W&B settings whose git root is the working directory's repository.
+
+    W&B looks for the repository from the run's ``dir`` (here the run folder, which it finds
+    missing and warns about, and which may lie outside the code's repository); without a
+    repository its git lookup is switched off instead.
+    """
+    import wandb
+
+    if settings is None:
+        settings = wandb.Settings()
+    elif isinstance(settings, dict):
+        settings = wandb.Settings(**settings)
+    if not {"git_root", "disable_git"} & settings.model_fields_set:
+        root = find_git_root()
+        if root is None:
+            settings.disable_git = True
+        else:
+            settings.git_root = root
+    return settings
