@@ -22,12 +22,29 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(
     path
     for path in (REPO_ROOT / "experiments").rglob("*.yaml")
-    if not path.name.endswith("_sweep.yaml")
+    if not path.name.endswith(".sweep.yaml")
 )
+SWEEPS = sorted((REPO_ROOT / "experiments").rglob("*.sweep.yaml"))
 
 
 def test_there_are_experiments():
     assert EXPERIMENTS
+    assert SWEEPS
+
+
+@pytest.mark.parametrize("sweep_file", SWEEPS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_sweep_file_is_valid(sweep_file, monkeypatch):
+    """Each sweep file parses, maps to Optuna, and its keys and typical values are accepted by
+    its experiment's parser (nothing is trained)."""
+    from litlab.core.sweeps.optuna_space import OptunaSpace
+    from litlab.core.sweeps.spec import load_sweep
+    from litlab.core.sweeps.validation import check_config_keys
+
+    monkeypatch.chdir(REPO_ROOT)  # program: paths are relative to the checkout's root
+    spec = load_sweep(sweep_file)
+    assert Path(spec.program).with_suffix(".sweep.yaml") == sweep_file.relative_to(REPO_ROOT)
+    OptunaSpace(spec)
+    check_config_keys(spec, spec.center_values())
 
 
 @pytest.fixture
@@ -64,6 +81,18 @@ def tiny_hf_base(config: dict, tmp_path: Path) -> list[str]:
     return overrides
 
 
+def on_one_cpu(config: dict) -> list[str]:
+    """Overrides running a multi-GPU preset (FSDP, which refuses the CPU) on one CPU process:
+    its model, data and optimisation still run; the strategy is checked in test_scaling_configs."""
+    trainer = config.get("trainer", {})
+    if trainer.get("accelerator") not in ("gpu", "cuda"):
+        return []
+    return [
+        "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.num_nodes", "1",
+        "--trainer.strategy", "auto",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_experiment_runs_one_batch(config, offline_data_root, in_tmp_dir, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["litlab"])
@@ -71,6 +100,6 @@ def test_experiment_runs_one_batch(config, offline_data_root, in_tmp_dir, monkey
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(in_tmp_dir / "hf-datasets"))
     parsed = yaml.safe_load(config.read_text())
     random_pretrained_weights(monkeypatch, parsed)
-    overrides = tiny_hf_base(parsed, in_tmp_dir)
+    overrides = tiny_hf_base(parsed, in_tmp_dir) + on_one_cpu(parsed)
     main(["fit", "-c", str(config), "--trainer.fast_dev_run", "1", *overrides])
     assert not (in_tmp_dir / "runs").exists() or not any((in_tmp_dir / "runs").rglob("*.ckpt"))
