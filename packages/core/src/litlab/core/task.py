@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
+from litlab.core.checkpoint_checks import stamp_checkpoint
+
 log = logging.getLogger(__name__)
 
 TASK_OPTIMIZER_ARGS = ("lr", "weight_decay")
@@ -61,6 +63,19 @@ class Task(LightningModule):
         self.lr_scheduler_interval = lr_scheduler_interval
         self.decay_norm_and_bias = decay_norm_and_bias
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # `--ckpt_path` checks name the task and litlab version a checkpoint came from.
+        # Subclasses that override this hook call super() first.
+        stamp_checkpoint(checkpoint, self)
+
+    def configure_model(self) -> None:
+        # FSDP flattens every parameter to a 1-d shard before configure_optimizers runs (the
+        # parameter objects stay the same): remember the shapes the model was built with.
+        self._built_ndims = {id(p): p.ndim for p in self.parameters()}
+
+    def _built_ndim(self, parameter: torch.Tensor) -> int:
+        return getattr(self, "_built_ndims", {}).get(id(parameter), parameter.ndim)
+
     def parameter_groups(self) -> list[dict[str, Any]]:
         """The parts of the network that train with their own LR.
 
@@ -74,8 +89,8 @@ class Task(LightningModule):
         for group in self.parameter_groups():
             lr = self.lr * group.get("lr_scale", 1.0)
             params = list(group["params"])
-            # Norm weights and biases are the 1-d tensors (timm's rule).
-            decays = [self.decay_norm_and_bias or p.ndim > 1 for p in params]
+            # Norm weights and biases are the 1-d tensors (timm's rule), as built.
+            decays = [self.decay_norm_and_bias or self._built_ndim(p) > 1 for p in params]
             decayed = [p for p, decay in zip(params, decays, strict=True) if decay]
             exempt = [p for p, decay in zip(params, decays, strict=True) if not decay]
             groups += [

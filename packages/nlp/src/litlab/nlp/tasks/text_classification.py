@@ -4,20 +4,23 @@ train/val/test."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from litlab.core.callbacks import CSVPredictionWriter
+from litlab.core.class_labels import check_class_labels
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
+from litlab.nlp.merged_export import export_merged
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,12 @@ class TextClassifier(Task):
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
+    def export_hf(self, path: Path, datamodule: LightningDataModule | None) -> None:
+        """``litlab export --format hf``: the network as a plain Hugging Face folder, adapter
+        merged in, checked by loading it back (see :func:`litlab.nlp.merged_export.export_merged`).
+        """
+        export_merged(self.model, path, datamodule)
+
     def configure_callbacks(self) -> list[Callback]:
         return [CSVPredictionWriter()]
 
@@ -142,9 +151,10 @@ class TextClassifier(Task):
 
     # ----- steps
 
-    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+    def _step(self, batch: dict[str, Any], batch_idx: int, stage: str) -> torch.Tensor:
         labels = batch["labels"]
+        check_class_labels(labels, self.num_classes, stage, batch_idx)
+        logits = self(batch["input_ids"], batch["attention_mask"])
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         accuracy = getattr(self, f"{stage}_acc")
         # update(), not __call__: accuracy is logged per epoch; __call__ would also compute a
@@ -171,13 +181,13 @@ class TextClassifier(Task):
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, batch_idx, "train")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+        return self._step(batch, batch_idx, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test")
+        return self._step(batch, batch_idx, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Batches are dicts with ``input_ids``, ``attention_mask`` and optionally ``id``."""

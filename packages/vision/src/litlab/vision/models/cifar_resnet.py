@@ -89,6 +89,7 @@ class CIFARResNet(nn.Module):
         if not 0.0 <= stochastic_depth <= 1.0:
             raise ValueError(f"stochastic_depth must be in [0, 1], got {stochastic_depth}")
         self.depth = depth
+        self.in_channels = in_channels
         n = (depth - 2) // 6
         total_blocks = 3 * n
 

@@ -6,13 +6,15 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from litlab.core.callbacks import CSVPredictionWriter
+from litlab.core.class_labels import check_class_labels
 from litlab.core.errors import LitlabError
+from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
 from litlab.vision.callbacks.classification_report import ClassificationReport
@@ -107,6 +109,22 @@ class ImageClassifier(Task):
             callbacks.append(ClassificationReport(self.report_worst))
         return callbacks
 
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self._trainer else None
+        image_shape = getattr(datamodule, "image_shape", None)
+        if image_shape is None:
+            return
+        if mismatches := _input_mismatches(self.model, tuple(image_shape)):
+            built = ", ".join(f"{name}={current}" for name, (current, _) in mismatches.items())
+            fixes = ", ".join(
+                f"model.init_args.model.init_args.{name}: {value}"
+                for name, (_, value) in mismatches.items()
+            )
+            raise LitlabError(
+                f"the data gives images of shape {tuple(image_shape)} but "
+                f"{type(self.model).__name__} is built with {built}: set {fixes}."
+            )
+
     def on_train_epoch_start(self) -> None:
         # A frozen backbone stays in the optimizer (frozen parameters get no gradient, so the
         # optimizer skips them); unfreezing only lets gradients flow again.
@@ -114,9 +132,27 @@ class ImageClassifier(Task):
         if epoch is not None and self.current_epoch >= epoch:
             self.model.unfreeze_backbone()
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, Any]:
+    def _logits(
+        self, images: torch.Tensor, stage: str, batch_idx: int, ids: Any = None
+    ) -> torch.Tensor:
+        try:
+            return self(images)
+        except ValueError as err:
+            # The networks check their input's shape and say which setting fits it.
+            names = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids or [])
+            samples = f" ({', '.join(map(str, names[:3]))}{' ...' if len(names) > 3 else ''})"
+            raise LitlabError(
+                f"{stage} batch {batch_idx}{samples if names else ''}: "
+                f"{type(self.model).__name__} cannot take images of shape "
+                f"{tuple(images.shape[1:])}: {err}"
+            ) from err
+
+    def _step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
+    ) -> dict[str, Any]:
         images, targets = batch
-        logits = self(images)
+        check_class_labels(targets, self.num_classes, stage, batch_idx)
+        logits = self._logits(images, stage, batch_idx)
         loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
         # MixUp/CutMix targets are class probabilities; accuracy counts the dominant class.
         labels = targets.argmax(dim=-1) if targets.is_floating_point() else targets
@@ -139,18 +175,18 @@ class ImageClassifier(Task):
         return {"loss": loss, "logits": logits.detach(), "targets": labels}
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, "train")["loss"]
+        return self._step(batch, batch_idx, "train")["loss"]
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, "val")["loss"]
+        return self._step(batch, batch_idx, "val")["loss"]
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, "test")
+        return self._step(batch, batch_idx, "test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         """Batches are ``(images, ids)``: ids name the samples (file names, test indices)."""
         images, ids = batch if isinstance(batch, (list, tuple)) else (batch, None)
-        probabilities = self(images).softmax(dim=-1)
+        probabilities = self._logits(images, "predict", batch_idx, ids).softmax(dim=-1)
         confidence, label = probabilities.max(dim=-1)
         rows: dict[str, Any] = {}
         if ids is not None:
@@ -161,3 +197,58 @@ class ImageClassifier(Task):
             rows["class_name"] = [names[i] for i in label.tolist()]
         rows["probability"] = confidence
         return rows
+
+    # ----- export
+
+    def export_spec(self, datamodule: LightningDataModule | None) -> ExportSpec:
+        """``litlab export``: the network, from images ``(batch, C, H, W)`` normalised as the
+        DataModule does to logits ``(batch, num_classes)``. The sidecar gets the
+        normalisation and the class names when the DataModule has them."""
+        image_shape = getattr(datamodule, "image_shape", None) or _network_image_shape(self.model)
+        if image_shape is None:
+            raise LitlabError(
+                f"{type(self).__name__} cannot be exported: the shape of its input images is "
+                f"unknown ({type(self.model).__name__} does not say, and no DataModule with "
+                f"image_shape is known). Export a checkpoint of a litlab fit run (its "
+                f"config.yaml names the data) or give the training config with -c."
+            )
+        metadata: dict[str, Any] = {}
+        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+        if mean is not None and std is not None:
+            metadata["preprocessing"] = {
+                "pixels": "float32 in [0, 1] (uint8 / 255), then (x - mean) / std per channel",
+                "mean": list(mean),
+                "std": list(std),
+            }
+        if classes := getattr(datamodule, "classes", None):
+            metadata["class_names"] = list(classes)
+        batch = DynamicAxis("batch")
+        return ExportSpec(
+            network=self.model,
+            inputs=(TensorSpec("images", (batch, *image_shape)),),
+            outputs=(TensorSpec("logits", (batch, self.num_classes)),),
+            metadata=metadata,
+        )
+
+
+def _network_image_shape(model: nn.Module) -> tuple[int, int, int] | None:
+    """(C, H, W) of a network built for one image size (SmallCNN, LeNet5), else None."""
+    channels, size = getattr(model, "in_channels", None), getattr(model, "image_size", None)
+    return (channels, size, size) if isinstance(channels, int) and isinstance(size, int) else None
+
+
+def _input_mismatches(model: nn.Module, image_shape: tuple[int, ...]) -> dict[str, tuple[int, str]]:
+    """The network settings (``in_channels``, ``image_size``, ``in_features``, where it has
+    them) that do not fit images of ``image_shape`` (C, H, W): name -> (its value, the value
+    that would fit)."""
+    channels, height, width = image_shape
+    wanted = {
+        "in_channels": str(channels),
+        "image_size": str(height) if height == width else "(none: the images are not square)",
+        "in_features": str(channels * height * width),
+    }
+    return {
+        name: (current, value)
+        for name, value in wanted.items()
+        if isinstance(current := getattr(model, name, None), int) and str(current) != value
+    }
