@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from litlab.core.data_root import resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.bpe_tokenizer import train_bpe_tokenizer
 from litlab.nlp.pretrained import resolve_pretrained
 
@@ -342,7 +343,9 @@ class CausalLMDataModule(LightningDataModule):
     def _loader(self, dataset: datasets.Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise LitlabError("CausalLMDataModule.setup() must run before its loaders are used.")
-        return DataLoader(
+        # Resumable in the middle of an epoch: the order is drawn again, the batches already
+        # trained on are skipped.
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,

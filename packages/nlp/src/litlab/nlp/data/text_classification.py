@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.length_grouped_sampler import LengthGroupedSampler
 from litlab.nlp.data.word_tokenizer import cached_word_tokenizer
 from litlab.nlp.pretrained import resolve_pretrained
@@ -328,7 +329,9 @@ class TextClassificationDataModule(LightningDataModule):
         if shuffle and self.group_by_length:
             lengths = [len(ids) for ids in split["input_ids"]]
             sampler, shuffle = LengthGroupedSampler(lengths, self.batch_size), False
-        return DataLoader(
+        # Resumable in the middle of an epoch: the order is drawn again, the batches already
+        # trained on are skipped.
+        return ResumableDataLoader(
             split,
             batch_size=self.batch_size if sampler or shuffle else self.eval_batch_size,
             shuffle=shuffle,

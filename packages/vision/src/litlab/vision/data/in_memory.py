@@ -38,6 +38,9 @@ class InMemoryLoader:
       would leave the others waiting in a collective); the shards are disjoint apart from those
       few repeats.
     - The last batch is smaller when the shard does not divide evenly, unless ``drop_last``.
+    - Resuming: Lightning saves ``state_dict()`` (the epoch and the batches handed out) in the
+      checkpoint; after ``load_state_dict`` the interrupted epoch goes on with its next batch,
+      augmented as it would have been (the skipped batches' random draws are made again).
     """
 
     def __init__(
@@ -81,6 +84,8 @@ class InMemoryLoader:
             else SequentialSampler(range(num_images))
         )
         self.batch_sampler = None
+        self._batches = 0  # handed out in this epoch
+        self._resume: dict[str, int] | None = None
 
     @property
     def shard_size(self) -> int:
@@ -94,6 +99,12 @@ class InMemoryLoader:
 
     def _epoch(self) -> int:
         return getattr(self.sampler, "epoch", 0)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self._epoch(), "batches": self._batches}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume = dict(state_dict)
 
     def _order(self) -> torch.Tensor:
         if isinstance(self.sampler, EpochShuffleSampler):
@@ -113,13 +124,22 @@ class InMemoryLoader:
         return images
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        resume, self._resume = self._resume, None
+        # A state saved at the end of an epoch (or in another epoch) leaves this one whole.
+        skip = 0
+        if resume is not None and resume["epoch"] == self._epoch():
+            skip = resume["batches"] if resume["batches"] < len(self) else 0
         order = self._order()
         generator = torch.Generator(device=self.device).manual_seed(
             derive_seed(self.seed, self._epoch(), _AUGMENT_STREAM, self.rank)
         )
+        self._batches = 0
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             images = self._augment(self.images[index], generator)
+            self._batches += 1
+            if self._batches <= skip:  # trained on before the resume; its draws are made
+                continue
             # The same functionals as the per-image pipeline, so the floats match bit for bit.
             images = TF.normalize(
                 TF.to_dtype(images, torch.float32, scale=True), self.mean, self.std
