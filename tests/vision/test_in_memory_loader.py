@@ -3,6 +3,8 @@ shards and on-device augmentation."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightning.pytorch as pl
 import pytest
 import torch
@@ -198,3 +200,21 @@ def test_batches_are_built_on_the_device():
     batch, _ = next(iter(augmented))
     assert batch.shape == (32, 3, 8, 8)
     assert batch.is_cuda
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_ddp_ranks_get_the_same_batches_on_both_paths(make_datamodule, rank):
+    # The DataLoader path is sharded by litlab.core.ordered_sharding (not re-shuffled by
+    # Lightning's wrapper), so each rank's batches are its in-memory batches.
+    trainer = SimpleNamespace(
+        distributed_sampler_kwargs={"num_replicas": 2, "rank": rank},
+        global_rank=rank,
+        world_size=2,
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+    )
+    standard = make_datamodule(shuffle_seed=3)
+    in_memory = make_datamodule(shuffle_seed=3, in_memory=True)
+    standard.trainer = in_memory.trainer = trainer
+    expected, got = (_epoch(dm.train_dataloader(), 1) for dm in (standard, in_memory))
+    assert len(expected) == 4  # 250 of the 500 training images, in batches of 64
+    _assert_same_batches(expected, got)

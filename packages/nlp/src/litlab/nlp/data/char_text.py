@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.ordered_sharding import shard_in_order
+from litlab.core.resumable_loader import ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +234,19 @@ class CharTextDataModule(LightningDataModule):
                 f"${DATA_ENV_VAR} at the folder that holds it (Tiny Shakespeare: "
                 f"<data root>/tinyshakespeare/input.txt), or give --data.text_file a path."
             )
-        text = self.text_path.read_text(encoding="utf-8")
+        try:
+            text = self.text_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise LitlabError(
+                f"{self.text_path} is not UTF-8 text: the bytes at offset {err.start} cannot be "
+                f"decoded ({err.reason}). A truncated or corrupt copy: copy or download it "
+                f"again; text in another encoding: convert it to UTF-8 (iconv -t utf-8)."
+            ) from err
+        if not text:
+            raise LitlabError(
+                f"{self.text_path} is empty: copy or download it again, or give --data.text_file "
+                f"another text."
+            )
         num_train = int(len(text) * (1 - self.val_fraction))
         # Training needs one whole block and its targets; validation at least one target.
         if num_train <= self.block_size or len(text) - num_train < 2:
@@ -291,17 +305,21 @@ class CharTextDataModule(LightningDataModule):
         dataset = RandomBlocks(self.train_tokens, self.block_size)
         seed = self.shuffle_seed if self.shuffle_seed is not None else run_seed()
         sampler = RandomOffsetSampler(len(dataset), self.samples_per_epoch, seed)
-        return DataLoader(
+        # Resumable in the middle of an epoch (the offsets already trained on are skipped).
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=sampler,
+            # Under DDP rank r of W takes every W-th offset: W ranks with batch B train on the
+            # batches of one process with batch W * B.
+            sampler=shard_in_order(sampler, self.trainer),
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(
+        # Its iterators draw nothing from torch's global generator (as the training loader's).
+        return ResumableDataLoader(
             ConsecutiveBlocks(self.val_tokens, self.block_size),
             batch_size=self.eval_batch_size,
             num_workers=self.num_workers,

@@ -7,11 +7,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torchmetrics import SumMetric
 
 from litlab.core.errors import LitlabError
+from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.task import Task
 from litlab.nlp.callbacks.text_writer import TextSampleWriter
@@ -97,9 +99,36 @@ class LanguageModel(Task):
         self.top_p = top_p
         self.vocabulary: Any = None
         self._checkpoint_chars: str | None = None
+        # Summed token losses and scored tokens over the whole validation set.
+        self.val_nll = SumMetric()
+        self.val_tokens = SumMetric()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
+
+    def export_spec(self, datamodule: LightningDataModule | None) -> ExportSpec:
+        """``litlab export``: the network, from int64 token ids ``(batch, time)`` to next-token
+        logits ``(batch, time, vocab_size)``, with ``time`` up to the model's ``block_size``.
+        The sidecar gets the vocabulary (the characters in id order) saved in the checkpoint.
+        """
+        vocab_size = getattr(self.model, "vocab_size", None)
+        if not isinstance(vocab_size, int):
+            raise LitlabError(
+                f"{type(self).__name__} cannot be exported: its network "
+                f"{type(self.model).__name__} has no vocab_size attribute (the number of token "
+                f"ids), which export needs for the logits' shape, as GPT has."
+            )
+        block_size = getattr(self.model, "block_size", None)
+        batch, time = DynamicAxis("batch"), DynamicAxis("time", max=block_size)
+        metadata: dict[str, Any] = {"block_size": block_size}
+        if (chars := getattr(self.vocabulary, "chars", None)) is not None:
+            metadata["vocabulary"] = chars
+        return ExportSpec(
+            network=self.model,
+            inputs=(TensorSpec("token_ids", (batch, time), torch.int64, high=vocab_size),),
+            outputs=(TensorSpec("logits", (batch, time, vocab_size)),),
+            metadata=metadata,
+        )
 
     def configure_callbacks(self) -> list[Callback]:
         return [TextSampleWriter()]
@@ -130,6 +159,7 @@ class LanguageModel(Task):
         self.vocabulary = vocabulary
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         chars = getattr(self.vocabulary, "chars", None)
         if chars is not None:
             checkpoint["vocabulary"] = chars
@@ -165,12 +195,19 @@ class LanguageModel(Task):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss, scored = self._loss(batch)
-        # Weighting each batch by its scored tokens makes the epoch value the mean over every
-        # validation token, even with a padded last block.
-        scored = int(scored)
-        self.log("val/loss", loss, batch_size=scored, prog_bar=True, sync_dist=True)
-        self.log("val/bpc", loss / math.log(2), batch_size=scored, prog_bar=True, sync_dist=True)
+        self.val_nll.update(loss * scored)
+        self.val_tokens.update(scored)
         return loss
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() sums over the DDP ranks too, so the value is the mean over every validation
+        # token even when the ranks scored different numbers of them (a padded last block); a
+        # mean of the ranks' means would not be.
+        loss = self.val_nll.compute() / self.val_tokens.compute().clamp(min=1)
+        self.val_nll.reset()
+        self.val_tokens.reset()
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/bpc", loss / math.log(2), prog_bar=True)
 
     # ----- generation
 

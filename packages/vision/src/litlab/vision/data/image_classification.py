@@ -4,6 +4,7 @@ statistics and classes (see mnist.py, fashion_mnist.py, cifar10.py)."""
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import ClassVar, Literal, get_args
 
@@ -15,8 +16,11 @@ from torchvision.transforms import v2
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.ordered_sharding import shard_in_order
+from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.vision.data.augmentation import AutoAugmentName, eval_transform, train_transform
 from litlab.vision.data.batch_mixing import batch_mixing
+from litlab.vision.data.file_checks import dataset_file_problem
 from litlab.vision.data.image_folder import ImageFolderDataset
 from litlab.vision.data.in_memory import InMemoryLoader
 from litlab.vision.data.indexed_dataset import IndexedDataset
@@ -43,9 +47,10 @@ class ImageClassificationDataModule(LightningDataModule):
 
     Training order: each epoch's permutation is drawn from ``(shuffle_seed, epoch)`` alone
     (:class:`~litlab.vision.data.shuffling.EpochShuffleSampler`), the same for the DataLoader and
-    the in-memory loader. Under DDP the DataLoader path is sharded by Lightning's sampler wrapper
-    (``use_distributed_sampler``, on by default) and the in-memory path by
-    :class:`~litlab.vision.data.in_memory.InMemoryLoader` itself, from the trainer's rank.
+    the in-memory loader. Under DDP both give rank ``r`` of ``W`` every ``W``-th image of that
+    order (the DataLoader path through :func:`~litlab.core.ordered_sharding.shard_in_order`, the
+    in-memory path in :class:`~litlab.vision.data.in_memory.InMemoryLoader` itself), so ``W``
+    ranks with batch ``B`` train on the batches of one process with batch ``W * B``.
     """
 
     dataset_cls: ClassVar[type[VisionDataset]]
@@ -235,13 +240,33 @@ class ImageClassificationDataModule(LightningDataModule):
     def _dataset(self, train: bool, transform: v2.Transform) -> VisionDataset:
         try:
             return self.dataset_cls(str(self.data_root), train=train, transform=transform)
-        except RuntimeError as err:
-            # torchvision says "not found or corrupted" when a file fails its checksum.
-            raise LitlabError(
-                f"{self.dataset_name} in {self.files_dir} could not be read: {err}. Delete "
-                f"{self.files_dir} to download it again, or point --data.data_dir or "
+        except (RuntimeError, ValueError, AssertionError, EOFError, pickle.UnpicklingError) as err:
+            # torchvision says "not found or corrupted" when a CIFAR file fails its checksum,
+            # and fails in a reshape on a truncated MNIST file: find the file to name.
+            raise self._unreadable_error(err) from err
+
+    def _unreadable_error(self, error: Exception) -> LitlabError:
+        problems = {
+            path: problem
+            for path in (self.files_dir / name for name in self.files)
+            if (problem := dataset_file_problem(self.dataset_cls, path)) is not None
+        }
+        again = (
+            "downloaded again" if self.download else "downloaded again with --data.download true"
+        )
+        if not problems:
+            return LitlabError(
+                f"{self.dataset_name} in {self.files_dir} could not be read: {error}. Delete "
+                f"{self.files_dir} so that it is {again}, or point --data.data_dir or "
                 f"${DATA_ENV_VAR} at an intact copy."
-            ) from err
+            )
+        named = "; ".join(f"{path} ({problem})" for path, problem in problems.items())
+        one = len(problems) == 1
+        return LitlabError(
+            f"{self.dataset_name} could not be read: truncated or corrupt {named}. Delete "
+            f"{'it so that it is' if one else 'them so that they are'} {again}, or copy "
+            f"{'an intact one' if one else 'intact ones'} there."
+        )
 
     def setup(self, stage: str) -> None:
         if stage == "predict" and self.predict_dir:
@@ -327,8 +352,13 @@ class ImageClassificationDataModule(LightningDataModule):
         )
 
     def _loader(self, dataset: Dataset, train: bool = False) -> DataLoader:
-        sampler = EpochShuffleSampler(len(dataset), self._training_seed()) if train else None
-        return DataLoader(
+        sampler = None
+        if train:
+            order = EpochShuffleSampler(len(dataset), self._training_seed())
+            sampler = shard_in_order(order, self.trainer)
+        # Resumable in the middle of an epoch; its iterators draw nothing from torch's global
+        # generator, so dropout and MixUp draw the same numbers in a resumed run.
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
