@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 
 from peft import PeftConfig, PeftModel, get_peft_model
 from torch import nn
+
+from litlab.core.errors import LitlabError
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +48,19 @@ def apply_adapter(model: nn.Module, adapter: PeftConfig | None) -> nn.Module:
 
 def is_adapted(model: nn.Module) -> bool:
     return isinstance(model, PeftModel)
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its adapter folded into the weights, a plain ``transformers``
+    model that loads without peft (``model`` itself when it has no adapter). ``model`` keeps
+    its separate adapter."""
+    if not is_adapted(model):
+        return model
+    config = model.peft_config[model.active_adapter]
+    if config.is_prompt_learning:
+        raise LitlabError(
+            f"a {config.peft_type.value} adapter adds virtual tokens, not weights: it cannot be "
+            f"merged into the model. Deploy the adapter folder beside the checkpoint "
+            f"(checkpoints/<name>-adapter) with its base model instead."
+        )
+    return copy.deepcopy(model).merge_and_unload()

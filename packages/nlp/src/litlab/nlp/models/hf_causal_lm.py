@@ -3,7 +3,6 @@ adapter (LoRA, ...): pretrained or built from a config, saved whole or as the ad
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from pathlib import Path
@@ -15,7 +14,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from litlab.core.errors import LitlabError
-from litlab.nlp.adapters import apply_adapter, count_parameters, is_adapted
+from litlab.nlp.adapters import apply_adapter, count_parameters, is_adapted, merged_copy
 from litlab.nlp.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -117,10 +116,7 @@ class HFCausalLM(nn.Module):
     ) -> None:
         """Writes the model with its adapter merged in, as a plain Hugging Face model folder
         that loads without peft. This model keeps its separate adapter."""
-        model = self.model
-        if self.is_adapted:
-            model = copy.deepcopy(self.model).merge_and_unload()
-        model.save_pretrained(str(path))
+        merged_copy(self.model).save_pretrained(str(path))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 
 import torch
 from peft import PeftConfig, TaskType
 from torch import nn
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from litlab.core.errors import LitlabError
-from litlab.nlp.adapters import apply_adapter
+from litlab.nlp.adapters import apply_adapter, merged_copy
 from litlab.nlp.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,15 @@ class HFSequenceClassifier(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def save_merged(
+        self, path: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> None:
+        """Writes the model with its adapter (and trained head) merged in, as a plain Hugging
+        Face folder that ``AutoModelForSequenceClassification`` loads without peft."""
+        merged_copy(self.model).save_pretrained(str(path))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(path))
 
 
 def _for_sequence_classification(adapter: PeftConfig | None) -> PeftConfig | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import SumMetric
@@ -21,6 +22,7 @@ from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.callbacks.hf_export import HFExport
 from litlab.nlp.data.causal_lm import IGNORE_INDEX
+from litlab.nlp.merged_export import export_merged
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,12 @@ class CausalLanguageModel(Task):
 
     # ----- generation
 
+    def export_hf(self, path: Path, datamodule: LightningDataModule | None) -> None:
+        """``litlab export --format hf``: the network as a plain Hugging Face folder, adapter
+        merged in, checked by loading it back (see :func:`litlab.nlp.merged_export.export_merged`).
+        """
+        export_merged(self.model, path, datamodule)
+
     def configure_callbacks(self) -> list[Callback]:
         callbacks: list[Callback] = [CSVPredictionWriter()]
         # An HFExport the config sets up (e.g. with a publish folder) is kept: one returned
@@ -244,6 +252,7 @@ class CausalLanguageModel(Task):
     # ----- checkpoints
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         if not self.saves_trainable_only:
             return
         keep = self.trainable_state_names()
