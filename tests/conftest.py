@@ -31,6 +31,19 @@ def data_root() -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: tiny models gain nothing from a second thread, and on
+    a busy machine each small op would wait for it (generation got 300x slower under load).
+    Use it for a whole file with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test from an empty directory (run folders and downloads go there)."""
     monkeypatch.chdir(tmp_path)

@@ -19,14 +19,7 @@ from litlab.generative.models.unet import UNet
 from litlab.generative.tasks.diffusion import DiffusionModel, predict_chunks
 from litlab.vision.data.mnist import MNISTDataModule
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread and wait for it on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_unet(num_classes: int | None = None) -> UNet:

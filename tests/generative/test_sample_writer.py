@@ -22,12 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_DDPM = str(REPO_ROOT / "experiments" / "generative" / "mnist_ddpm.yaml")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def quiet_trainer(root: Path, **kwargs) -> Trainer:

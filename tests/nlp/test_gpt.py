@@ -12,13 +12,7 @@ from litlab.nlp.models.gpt import GPT
 TINY = {"vocab_size": 11, "block_size": 16, "num_layers": 2, "num_heads": 2, "embed_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny shapes gain nothing from a second thread, and on a busy machine each op would wait.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_gpt(**overrides) -> GPT:

@@ -24,14 +24,7 @@ SHAKESPEARE_GPT = str(REPO_ROOT / "experiments" / "nlp" / "shakespeare_char_gpt.
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy machine each small op would
-    # wait for it (generation got 300x slower under load).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
