@@ -235,11 +235,17 @@ class LitlabCLI(LightningCLI):
         self, trainer_config: dict[str, Any], configured: list[Callback]
     ) -> list[Callback]:
         callbacks: list[Callback] = []
-        has_checkpoint = any(isinstance(c, ModelCheckpoint) for c in configured)
+
+        def missing(kind: type[Callback]) -> bool:
+            # A callback of the same kind in the config replaces the default.
+            return not any(isinstance(c, kind) for c in configured)
+
         # A dry run writes nothing (Lightning 2.6 would still save last.ckpt at train end,
         # which `--ckpt_path last` would then pick up).
-        wants_checkpoint = trainer_config.get("enable_checkpointing") is not False
-        if wants_checkpoint and not has_checkpoint and not trainer_config.get("fast_dev_run"):
+        wants_checkpoint = trainer_config.get("enable_checkpointing") is not False and not (
+            trainer_config.get("fast_dev_run")
+        )
+        if wants_checkpoint and missing(ModelCheckpoint):
             monitor = getattr(self.model, "monitor", None)
             if monitor:
                 callbacks.append(
@@ -254,19 +260,13 @@ class LitlabCLI(LightningCLI):
                 )
             callbacks.append(LastCheckpoint(self.run_dir / "checkpoints"))
         # SIGTERM and Ctrl+C stop at the end of a step with last.ckpt, whatever else saves.
-        wants_stop_checkpoint = wants_checkpoint and not trainer_config.get("fast_dev_run")
-        if wants_stop_checkpoint and not any(
-            isinstance(c, PreemptionCheckpoint) for c in configured
-        ):
+        if wants_checkpoint and missing(PreemptionCheckpoint):
             callbacks.append(PreemptionCheckpoint(self.run_dir / "checkpoints"))
-        if not any(isinstance(c, ResumeState) for c in configured):
-            callbacks.append(ResumeState())
-        if not any(isinstance(c, ResourceReport) for c in configured):
-            callbacks.append(ResourceReport())
-        if not any(isinstance(c, NonFiniteLossGuard) for c in configured):
-            callbacks.append(NonFiniteLossGuard())
+        for kind in (ResumeState, ResourceReport, NonFiniteLossGuard):
+            if missing(kind):
+                callbacks.append(kind())
         has_logger = trainer_config.get("logger") not in (None, False, [])
-        if has_logger and not any(isinstance(c, LearningRateMonitor) for c in configured):
+        if has_logger and missing(LearningRateMonitor):
             callbacks.append(LearningRateMonitor())
         # A trial of `litlab sweep` reports its metric to the sweep (set by its environment).
         if (sweep_trial := sweep_trial_callback()) is not None:
