@@ -116,7 +116,7 @@ def find_checkpoint(runs_root: str | os.PathLike[str], experiment: str, alias: s
         raise LitlabError(
             f"no '{alias}' checkpoint found: nothing matches {experiment_dir / pattern}. "
             f"Train first (litlab fit -c <config>), pass --experiment/--runs_root of the run "
-            f"you mean, or give --ckpt_path a checkpoint file."
+            f"you mean, or give the path of a checkpoint file instead."
         )
     # Run folder names start with a timestamp, so the last one sorted is the newest.
     return candidates[-1]
