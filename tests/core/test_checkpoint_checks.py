@@ -176,6 +176,19 @@ def test_a_non_strict_module_is_checked_for_shapes_only(tmp_path):
         check_checkpoint(path, narrow)
 
 
+def test_a_non_strict_module_names_the_tensors_it_cannot_do_without(tmp_path):
+    path = tmp_path / "partial.ckpt"
+    state = {k: v for k, v in TinyTask().state_dict().items() if k.startswith("model.2")}
+    torch.save({"state_dict": state}, path)
+    module = TinyTask()
+    module.strict_loading = False
+    module.required_state_names = lambda: set(state)
+    check_checkpoint(path, module)
+    module.required_state_names = lambda: {*state, "model.0.weight"}
+    with pytest.raises(CheckpointError, match=r"1 tensor\(s\) missing from it: model\.0\.weight"):
+        check_checkpoint(path, module)
+
+
 def test_read_checkpoint_memory_mapped_gives_the_saved_tensors(tmp_path):
     path = tmp_path / "good.ckpt"
     module = TinyTask()

@@ -200,7 +200,8 @@ def check_checkpoint(
     Keys and shapes that do not fit raise a :class:`CheckpointError` naming the file, a few of
     the keys, and, when they differ, the class and the litlab version that made it. A checkpoint
     of another task class or litlab version whose weights fit is loaded, with a warning. A
-    module with ``strict_loading = False`` (adapter-only checkpoints) is checked for shapes only.
+    module with ``strict_loading = False`` (adapter-only checkpoints) is checked for shapes
+    only, and for the tensors its ``required_state_names()`` names, when it has that method.
     The file is memory-mapped, so even a big one is not read here.
 
     Args:
@@ -214,7 +215,11 @@ def check_checkpoint(
         checkpoint = read_checkpoint(path, weights_only=weights_only, mmap=True)
     saved = checkpoint["state_dict"]
     current = module.state_dict()
-    problems = _state_dict_problems(saved, current, strict=getattr(module, "strict_loading", True))
+    strict = getattr(module, "strict_loading", True)
+    # A module that loads part of a checkpoint may say which tensors it cannot do without. This
+    # is the only check of them under FSDP, which loads the weights before any module hook.
+    required = None if strict else getattr(module, "required_state_names", None)
+    problems = _state_dict_problems(saved, current, strict, required() if required else None)
     made_by, built = _maker(checkpoint), _classes(module)
     other_class = made_by is not None and _differ(made_by, built)
     version_note = _version_note(checkpoint)
@@ -238,7 +243,10 @@ def check_checkpoint(
 
 
 def _state_dict_problems(
-    saved: Mapping[str, Any], current: Mapping[str, Any], strict: bool
+    saved: Mapping[str, Any],
+    current: Mapping[str, Any],
+    strict: bool,
+    required: set[str] | None = None,
 ) -> list[str]:
     kinds = {
         "shape": [
@@ -251,8 +259,8 @@ def _state_dict_problems(
             and saved[name].shape != current[name].shape
         ]
     }
-    if strict:
-        kinds["missing"] = sorted(current.keys() - saved.keys())
+    if strict or required is not None:
+        kinds["missing"] = sorted((current.keys() if strict else required) - saved.keys())
         kinds["unexpected"] = sorted(saved.keys() - current.keys())
     labels = {
         "missing": "missing from it",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch.distributed.fsdp import FullyShardedDataParallel
 
 from litlab.core.checkpoint_checks import stamp_checkpoint
 
@@ -112,6 +113,25 @@ class Task(LightningModule):
                 "monitor": self.monitor,
             },
         }
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        sharded = self.trainer.strategy.model
+        if (
+            gradient_clip_val
+            and gradient_clip_algorithm in (None, "norm")
+            and isinstance(sharded, FullyShardedDataParallel)
+        ):
+            # Under FSDP every rank holds a shard of each gradient, so only the root FSDP module
+            # can take the norm over all of them; Lightning's FSDP precision plugin refuses norm
+            # clipping for that reason and leaves it to this hook.
+            sharded.clip_grad_norm_(gradient_clip_val)
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def _warn_if_optimizer_sets_task_args(self, factory: OptimizerCallable) -> None:
         """An lr or weight_decay in ``optimizer.init_args`` loses to the task's: say so.
