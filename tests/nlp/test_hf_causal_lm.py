@@ -6,8 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import LoraConfig
+from safetensors.torch import load_file
 from tiny_causal_lm import tiny_gpt2_config, write_tiny_base
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    apply_activation_checkpointing,
+)
 from transformers import AutoModelForCausalLM
+from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 from transformers.pytorch_utils import Conv1D
 
 from litlab.core.errors import LitlabError
@@ -112,6 +117,20 @@ def test_adapter_round_trip_gives_identical_logits(base_dir, tmp_path):
     again = HFCausalLM(pretrained=str(base_dir))
     again.load_adapter(tmp_path / "adapter")
     assert torch.equal(logits_of(again), logits_of(model))
+
+
+def test_adapter_saved_from_a_given_state_dict_even_when_its_blocks_are_wrapped(base_dir, tmp_path):
+    model = HFCausalLM(pretrained=str(base_dir), adapter=lora())
+    train_one_step(model)
+    # As a checkpoint holds them: other values than the live ones, names without wrappers.
+    state = {name: tensor + 1 for name, tensor in model.state_dict().items() if "lora_" in name}
+    apply_activation_checkpointing(model, check_fn=lambda m: isinstance(m, GPT2Block))
+    assert any("_checkpoint_wrapped_module" in name for name, _ in model.named_parameters())
+    model.save_pretrained(tmp_path / "adapter", state_dict=state)
+    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert len(saved) == len(state)
+    for name, tensor in saved.items():
+        assert torch.equal(tensor, state["model." + name.replace(".weight", ".default.weight")])
 
 
 def test_merge_gives_the_logits_of_the_unmerged_adapter(base_dir, tmp_path):

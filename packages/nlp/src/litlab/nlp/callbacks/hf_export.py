@@ -14,6 +14,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 log = logging.getLogger(__name__)
 
+# The task attribute that holds the exported network.
+MODEL_ATTRIBUTE = "model"
+
 
 class HFExport(Callback):
     """Beside every checkpoint ``<name>.ckpt`` that is saved, writes ``<name>-adapter/`` (the
@@ -23,9 +26,10 @@ class HFExport(Callback):
 
     ``publish_dir`` also copies the final best (else last) export to a fixed folder at the end
     of training, so that a later config can name the result of this run (e.g. as the base
-    model of a fine-tuning run). The task's ``model`` needs ``save_pretrained(path,
-    tokenizer)`` and ``is_adapted``, as :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`
-    has; other models are not exported.
+    model of a fine-tuning run). The task's ``model`` needs ``save_pretrained(path, tokenizer,
+    state_dict)`` and ``is_adapted``, as :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`
+    has; other models are not exported. The weights written are the checkpoint's, so the
+    export is the same under FSDP, where the live weights are shards.
     """
 
     def __init__(self, publish_dir: str | None = None) -> None:
@@ -43,7 +47,7 @@ class HFExport(Callback):
         return path.with_name(f"{path.stem}-{'adapter' if adapted else 'hf'}")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        model = getattr(pl_module, "model", None)
+        model = getattr(pl_module, MODEL_ATTRIBUTE, None)
         if stage != "fit" or self._inner_io is not None:
             return
         if not hasattr(model, "save_pretrained") or not hasattr(model, "is_adapted"):
@@ -57,7 +61,8 @@ class HFExport(Callback):
         # setting (names, top-k, last) as configured.
         self._inner_io = trainer.strategy.checkpoint_io
         trainer.strategy.checkpoint_io = _ExportingCheckpointIO(
-            self._inner_io, on_save=lambda path: self._export(trainer, model, path)
+            self._inner_io,
+            on_save=lambda checkpoint, path: self._export(trainer, model, checkpoint, path),
         )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -77,17 +82,29 @@ class HFExport(Callback):
         _replace_dir(target, lambda tmp: shutil.copytree(source, tmp))
         log.info("Published %s to %s", source, target)
 
-    def _export(self, trainer: Trainer, model: Any, checkpoint_path: str | Path) -> None:
+    def _export(
+        self, trainer: Trainer, model: Any, checkpoint: dict[str, Any], checkpoint_path: str | Path
+    ) -> None:
         target = self.export_dir(checkpoint_path, model.is_adapted)
         tokenizer = None if model.is_adapted else getattr(trainer.datamodule, "tokenizer", None)
-        _replace_dir(target, lambda tmp: model.save_pretrained(tmp, tokenizer))
+        # The weights come from the checkpoint being written, not from the live model: only
+        # rank 0 gets here, and under FSDP the live weights are shards that every rank would
+        # have to gather together (the checkpoint's are gathered already).
+        state = {
+            name.removeprefix(f"{MODEL_ATTRIBUTE}."): tensor
+            for name, tensor in checkpoint["state_dict"].items()
+            if name.startswith(f"{MODEL_ATTRIBUTE}.")
+        }
+        _replace_dir(target, lambda tmp: model.save_pretrained(tmp, tokenizer, state_dict=state))
         log.debug("Exported %s", target)
 
 
 class _ExportingCheckpointIO(CheckpointIO):
     """Delegates to ``inner``, and exports beside every checkpoint it saves."""
 
-    def __init__(self, inner: CheckpointIO, on_save: Callable[[str | Path], None]) -> None:
+    def __init__(
+        self, inner: CheckpointIO, on_save: Callable[[dict[str, Any], str | Path], None]
+    ) -> None:
         self.inner = inner
         self.on_save = on_save
 
@@ -95,7 +112,7 @@ class _ExportingCheckpointIO(CheckpointIO):
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         self.inner.save_checkpoint(checkpoint, path, storage_options=storage_options)
-        self.on_save(path)
+        self.on_save(checkpoint, path)
 
     def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return self.inner.load_checkpoint(path, *args, **kwargs)

@@ -3,17 +3,19 @@ adapter (LoRA, ...): pretrained or built from a config, saved whole or as the ad
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftConfig, PeftModel
+from peft import PeftConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from litlab.core.errors import LitlabError
+from litlab.core.module_wrappers import is_wrapped
 from litlab.nlp.adapters import apply_adapter, count_parameters, is_adapted, merged_copy
 from litlab.nlp.pretrained import resolve_pretrained
 
@@ -102,14 +104,43 @@ class HFCausalLM(nn.Module):
     # ----- saving and loading
 
     def save_pretrained(
-        self, path: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase | None = None
+        self,
+        path: str | os.PathLike[str],
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        state_dict: dict[str, torch.Tensor] | None = None,
     ) -> None:
         """Writes what this model adds to its base: with an adapter, the adapter alone
         (``adapter_config.json`` and ``adapter_model.safetensors``, peft's layout); without,
-        the whole model as a plain Hugging Face folder, with ``tokenizer`` if given."""
-        self.model.save_pretrained(str(path))
+        the whole model as a plain Hugging Face folder, with ``tokenizer`` if given.
+
+        ``state_dict`` (this module's keys; for an adapter its tensors are enough) is written
+        instead of the live weights: under FSDP those are shards, and reading them whole is a
+        collective that every rank must join, while a checkpoint's are already gathered.
+        """
+        inner = None
+        if state_dict is not None:
+            inner = {
+                name.removeprefix("model."): tensor
+                for name, tensor in state_dict.items()
+                if name.startswith("model.")
+            }
+        saver = self.model
+        if self.is_adapted and inner is not None and is_wrapped(self.model):
+            saver = self._unwrapped_adapter_twin()
+        saver.save_pretrained(str(path), state_dict=inner)
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
+
+    def _unwrapped_adapter_twin(self) -> PeftModel:
+        """This model's base and adapter rebuilt on the meta device: the same structure, with
+        no weights and no memory.
+
+        peft finds an adapter's tensors by the names of its layers, and the names inside FSDP
+        units and activation-checkpointing wrappers are not the state dict's. The twin's are.
+        """
+        config = copy.deepcopy(self.model.peft_config[self.model.active_adapter])
+        with torch.device("meta"):
+            return get_peft_model(AutoModelForCausalLM.from_config(self.config), config)
 
     def save_merged(
         self, path: str | os.PathLike[str], tokenizer: PreTrainedTokenizerBase | None = None

@@ -18,6 +18,7 @@ from torchmetrics import SumMetric
 from litlab.core.callbacks import CSVPredictionWriter
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.module_wrappers import unwrapped_name
 from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.callbacks.hf_export import HFExport
@@ -109,20 +110,26 @@ class CausalLanguageModel(Task):
 
     def trainable_state_names(self) -> set[str]:
         """The state-dict keys of the trainable parameters."""
-        trainable = {id(p) for p in self.parameters() if p.requires_grad}
+        # By name, not by tensor: under FSDP the state dict holds gathered copies. Tied names
+        # are all kept, as the state dict has them.
         return {
-            name
-            for name, tensor in self.state_dict(keep_vars=True).items()
-            if id(tensor) in trainable
+            unwrapped_name(name)
+            for name, parameter in self.named_parameters(remove_duplicate=False)
+            if parameter.requires_grad
         }
+
+    def required_state_names(self) -> set[str]:
+        """The tensors a checkpoint of this task must hold: the trainable ones (litlab's
+        ``--ckpt_path`` check reads this)."""
+        return self.trainable_state_names()
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
-    def on_fit_start(self) -> None:
-        log.info("Training %s", count_parameters(self))
-
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            # Here, before a sharding strategy wraps the model: then each rank holds a part.
+            log.info("Training %s", count_parameters(self))
         self._check_data_fits_model()
 
     def _check_data_fits_model(self) -> None:
@@ -262,7 +269,11 @@ class CausalLanguageModel(Task):
         checkpoint[TRAINABLE_ONLY_KEY] = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("state_dict", {})
+        if "state_dict" not in checkpoint:
+            # FSDP loads (and takes out) the weights before this hook; litlab's --ckpt_path
+            # check has compared them with required_state_names() before the run.
+            return
+        saved = checkpoint["state_dict"]
         current = self.state_dict()
         source = self._checkpoint_name()
         partial = self.saves_trainable_only
