@@ -19,7 +19,6 @@ from another batch, or from the mean of the ranks' losses over the wrong count, 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from unittest import mock
@@ -27,13 +26,13 @@ from unittest import mock
 import pytest
 import torch
 from ddp_probe import probe_args, read_probe
+from launching import BIN, launch, max_difference
 
 from litlab.core.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_MLP = REPO_ROOT / "experiments" / "vision" / "mnist_mlp.yaml"
 CHAR_GPT = REPO_ROOT / "experiments" / "nlp" / "shakespeare_char_gpt.yaml"
-BIN = Path(sys.executable).parent
 TOLERANCE = 1e-5
 MIN_TRAINING_CHANGE = 1e-3
 BATCH = 16  # per rank; the reference takes 2 * BATCH
@@ -74,24 +73,11 @@ ON_TWO_CPU_PROCESSES = [
 ]  # fmt: skip
 
 
-def launch(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "tests" / "helpers")}
-    env.pop("LITLAB_RUN_DIR", None)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 def fit_in_process(config: Path, args: list[str], probe: Path, runs: Path) -> dict:
     # LightningCLI warns when pytest's own arguments are in sys.argv.
     with mock.patch.object(sys, "argv", ["litlab"]):
         main(["fit", "-c", str(config), "--runs_root", str(runs), *args, *probe_args(probe)])
     return read_probe(probe)
-
-
-def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
-    return max((a[name].float() - b[name].float()).abs().max().item() for name in a)
 
 
 def assert_ranks_train_as_one_process(ranks: list[dict], single: dict, steps: int) -> None:
