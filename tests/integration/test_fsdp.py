@@ -109,7 +109,7 @@ def tiny_corpus(tmp_path_factory) -> dict[str, Path]:
     (root / "corpus.txt").write_text(TINY_TEXT)
     torch.manual_seed(0)
     base = write_tiny_base(root / "base", root / "bpe")
-    return {"root": root, "text": root / "corpus.txt", "base": base}
+    return {"text": root / "corpus.txt", "base": base}
 
 
 def tiny_causal_lm(corpus: dict[str, Path], folder: Path) -> list[str]:
@@ -147,8 +147,7 @@ def test_gpt_fsdp_config_trains_as_one_process_with_the_global_batch(tmp_path):
     # (measured 7e-4: AdamW undoes most of a constant gradient scale, not a changing one).
     assert max_difference(sharded, one) < TOLERANCE
     assert max_difference(one, unclipped) > 10 * TOLERANCE
-    initial = torch.load(sharded_checkpoint, weights_only=False)
-    assert initial["global_step"] == GPT_STEPS
+    assert torch.load(sharded_checkpoint, weights_only=False)["global_step"] == GPT_STEPS
 
     # The docs' command: the FSDP checkpoint read on one device.
     with mock.patch.object(sys, "argv", ["litlab"]):
