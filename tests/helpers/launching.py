@@ -1,4 +1,5 @@
-"""Starting a multi-process litlab command from a test, and comparing the weights it ends with."""
+"""Starting a multi-process litlab command from a test, its one-process reference in the test's
+own process, and comparing the weights they end with."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import torch
+
+from litlab.core.cli import main
 
 HELPERS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -28,3 +32,10 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     """The largest elementwise difference between two state dicts with the same keys."""
     assert a.keys() == b.keys()
     return max((a[name].float() - b[name].float()).abs().max().item() for name in a)
+
+
+def fit_in_process(config: Path, args: list[str], runs: Path) -> None:
+    """``litlab fit -c config --runs_root runs *args`` in this process (no start-up cost)."""
+    # LightningCLI warns when pytest's own arguments are in sys.argv.
+    with mock.patch.object(sys, "argv", ["litlab"]):
+        main(["fit", "-c", str(config), "--runs_root", str(runs), *args])

@@ -19,16 +19,12 @@ from another batch, or from the mean of the ranks' losses over the wrong count, 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
 from ddp_probe import probe_args, read_probe
-from launching import BIN, launch, max_difference
-
-from litlab.core.cli import main
+from launching import BIN, fit_in_process, launch, max_difference
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_MLP = REPO_ROOT / "experiments" / "vision" / "mnist_mlp.yaml"
@@ -73,10 +69,8 @@ ON_TWO_CPU_PROCESSES = [
 ]  # fmt: skip
 
 
-def fit_in_process(config: Path, args: list[str], probe: Path, runs: Path) -> dict:
-    # LightningCLI warns when pytest's own arguments are in sys.argv.
-    with mock.patch.object(sys, "argv", ["litlab"]):
-        main(["fit", "-c", str(config), "--runs_root", str(runs), *args, *probe_args(probe)])
+def fit_with_probe(config: Path, args: list[str], probe: Path, runs: Path) -> dict:
+    fit_in_process(config, [*args, *probe_args(probe)], runs)
     return read_probe(probe)
 
 
@@ -122,7 +116,7 @@ def mnist(real_data, tmp_path_factory):
         ],
         cwd=folder,
     )  # fmt: skip
-    single = fit_in_process(
+    single = fit_with_probe(
         MNIST_MLP,
         [*TINY_MNIST, "--data.init_args.batch_size", str(2 * BATCH)],
         folder / "single",
@@ -145,7 +139,7 @@ def gpt(real_data, tmp_path_factory):
         ],
         cwd=folder,
     )  # fmt: skip
-    single = fit_in_process(
+    single = fit_with_probe(
         CHAR_GPT,
         [
             *TINY_GPT, "--data.init_args.batch_size", str(2 * BATCH),

@@ -29,7 +29,7 @@ from unittest import mock
 
 import pytest
 import torch
-from launching import BIN, launch, max_difference
+from launching import BIN, fit_in_process, launch, max_difference
 from safetensors.torch import load_file
 from tiny_causal_lm import TINY_TEXT, write_tiny_base
 from transformers import AutoModelForCausalLM
@@ -81,12 +81,6 @@ TINY_GPT = [
     "--trainer.limit_val_batches", "2",
     *QUIET,
 ]  # fmt: skip
-
-
-def fit_in_process(config: Path, args: list[str], runs: Path) -> None:
-    # LightningCLI warns when pytest's own arguments are in sys.argv.
-    with mock.patch.object(sys, "argv", ["litlab"]):
-        main(["fit", "-c", str(config), "--runs_root", str(runs), *args])
 
 
 def litlab(*args: str) -> list[str]:
