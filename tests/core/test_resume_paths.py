@@ -3,6 +3,7 @@ command (a requeued SLURM job) continues from, and the resume command litlab pri
 
 import os
 
+import pytest
 from jsonargparse import Namespace
 
 from litlab.core.cli import _resume_command
@@ -39,6 +40,13 @@ def test_relaunch_continues_from_the_newest_of_last_and_slurm_hpc_checkpoints(tm
     assert relaunch_checkpoint(tmp_path / "new-run") is None
 
 
+@pytest.fixture
+def launched_without_uv(monkeypatch):
+    # `uv run pytest` sets it; the commands below are those of a plain `litlab` launch.
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+
+
+@pytest.mark.usefixtures("launched_without_uv")
 def test_resume_command_is_the_command_run_with_ckpt_path_last(tmp_path):
     run = make_run(tmp_path)
     config = Namespace(runs_root=str(tmp_path), experiment="exp")
@@ -50,6 +58,7 @@ def test_resume_command_is_the_command_run_with_ckpt_path_last(tmp_path):
     assert command == "litlab fit -c a.yaml --ckpt_path last"
 
 
+@pytest.mark.usefixtures("launched_without_uv")
 def test_resume_command_names_the_checkpoint_when_last_is_another_runs(tmp_path):
     stopped = make_run(tmp_path, "20260101-000000-aaaaaaaa")
     make_run(tmp_path, "20260102-000000-bbbbbbbb")  # started after it
@@ -57,3 +66,11 @@ def test_resume_command_names_the_checkpoint_when_last_is_another_runs(tmp_path)
     checkpoint = stopped / "checkpoints" / "last.ckpt"
     command = _resume_command(["fit", "-c", "a.yaml"], config, checkpoint)
     assert command == f"litlab fit -c a.yaml --ckpt_path {checkpoint}"
+
+
+def test_resume_command_is_run_through_uv_when_litlab_was(tmp_path, monkeypatch):
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")
+    run = make_run(tmp_path)
+    config = Namespace(runs_root=str(tmp_path), experiment="exp")
+    command = _resume_command(["fit", "-c", "a.yaml"], config, run / "checkpoints" / "last.ckpt")
+    assert command == "uv run litlab fit -c a.yaml --ckpt_path last"

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from litlab.core.errors import LitlabError
+from litlab.core.runs import run_dir_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +194,8 @@ def check_checkpoint(
     module: nn.Module,
     checkpoint: Mapping[str, Any] | None = None,
     weights_only: bool | None = None,
+    same_classes: bool = False,
+    experiment: str | None = None,
 ) -> None:
     """Check that the checkpoint at ``path`` loads and fits ``module`` before Lightning loads
     it: its state_dict keys and tensor shapes, the task class, the litlab version.
@@ -209,6 +212,9 @@ def check_checkpoint(
         module: The LightningModule the config builds.
         checkpoint: The file's contents when already read; else it is read here.
         weights_only: As the run loads it (``--weights_only``).
+        same_classes: Another task or network class is an error even where the weights fit
+            (``litlab`` commands: the config names the model to use).
+        experiment: The config's experiment, named in the message.
     """
     path = Path(path)
     if checkpoint is None:
@@ -223,15 +229,20 @@ def check_checkpoint(
     made_by, built = _maker(checkpoint), _classes(module)
     other_class = made_by is not None and _differ(made_by, built)
     version_note = _version_note(checkpoint)
+    if other_class and (problems or same_classes):
+        problems.insert(
+            0,
+            f"it was made by {_name(made_by)}, the config builds {_name(built)}"
+            f"{_experiments(path, experiment)}",
+        )
     if problems:
-        if made_by is not None and other_class:
-            problems.append(f"it was made by {_name(made_by)}, the config builds {_name(built)}")
         config = path.parent.parent / "config.yaml"
         with_config = f" (-c {config})" if config.is_file() else ""
+        alone = " (--ckpt_path alone, without -c, uses it)" if config.is_file() else ""
         raise CheckpointError(
             f"checkpoint {path} does not fit the model the config builds: "
             f"{'; '.join(problems)}{version_note}. Load it with the config it was trained "
-            f"with{with_config}, or give --ckpt_path a checkpoint of this model."
+            f"with{with_config}{alone}, or give --ckpt_path a checkpoint of this model."
         )
     if other_class:
         log.warning(
@@ -273,6 +284,14 @@ def _state_dict_problems(
         for kind in ("missing", "unexpected", "shape")
         if (names := kinds.get(kind))
     ]
+
+
+def _experiments(path: Path, experiment: str | None) -> str:
+    """`` (a run of X; the config is Y's)``, where the run folders tell."""
+    run_dir = run_dir_of_checkpoint(path)
+    if run_dir is None or experiment is None or run_dir.parent.name == experiment:
+        return ""
+    return f" (the checkpoint is a run of {run_dir.parent.name}, the config is {experiment}'s)"
 
 
 def _maker(checkpoint: Mapping[str, Any]) -> tuple[str, str | None] | None:

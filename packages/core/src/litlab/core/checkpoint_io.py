@@ -29,8 +29,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     save.
 
     A checkpoint that cannot be loaded raises a :class:`~litlab.core.errors.LitlabError` naming
-    the file (see :func:`~litlab.core.checkpoint_checks.read_checkpoint`).
+    the file (see :func:`~litlab.core.checkpoint_checks.read_checkpoint`). One already read
+    (``litlab`` reads a ``--ckpt_path`` once, safely, to check it) can be handed over with
+    :meth:`hand_over`, so Lightning's load does not read the file again.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handed_over: tuple[Path, dict[str, Any]] | None = None
+
+    def hand_over(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+        """Give the next :meth:`load_checkpoint` of ``path`` this already read ``checkpoint``."""
+        self._handed_over = (Path(path).resolve(), checkpoint)
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
@@ -60,6 +70,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         if not _is_local(path):
             return super().load_checkpoint(path, map_location, weights_only)
+        handed_over, self._handed_over = self._handed_over, None
+        if handed_over is not None and handed_over[0] == Path(path).resolve():
+            return handed_over[1]
         # Lightning's default map_location keeps each tensor on the device it was saved from.
         location = map_location if map_location is not None else (lambda storage, _: storage)
         return read_checkpoint(path, weights_only=weights_only, map_location=location)

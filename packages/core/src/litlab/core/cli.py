@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
+import shutil
 import signal
 import sys
 from argparse import ArgumentError, RawDescriptionHelpFormatter
@@ -36,10 +36,11 @@ from litlab.core.callbacks.preemption_checkpoint import PreemptionCheckpoint
 from litlab.core.callbacks.resource_report import ResourceReport
 from litlab.core.callbacks.resume_state import RUN_KEY, ResumeState
 from litlab.core.checkpoint_checks import check_checkpoint, check_hyperparameters, read_checkpoint
-from litlab.core.checkpoint_io import use_atomic_checkpoints
+from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
 from litlab.core.entry_point import EXTRA_VERBS, configure_logging, run_extra_verb
 from litlab.core.errors import LitlabError
+from litlab.core.launch_form import as_launched
 from litlab.core.run_info import RUN_INFO_FILE_NAME, collect_run_info, write_run_info
 from litlab.core.run_labels import run_name, run_tags
 from litlab.core.runs import (
@@ -98,8 +99,9 @@ class SaveRunConfig(SaveConfigCallback):
 class LitlabCLI(LightningCLI):
     """LightningCLI with litlab's run folders, default callbacks and W&B tracking."""
 
-    # The --ckpt_path file, memory-mapped, from parsing until it is checked against the model.
+    # The --ckpt_path file, memory-mapped, from parsing until Lightning loads it.
     checkpoint: dict[str, Any] | None = None
+    ckpt_path: str | None = None
 
     def __init__(self, args: list[str] | None = None) -> None:
         super().__init__(
@@ -147,7 +149,11 @@ class LitlabCLI(LightningCLI):
         # The command line as typed: the run info records it, the W&B run name shows its
         # overrides.
         self.argv = sys.argv[1:] if args is None else list(args) if isinstance(args, list) else []
-        super().parse_arguments(parser, args)
+        # As LightningCLI parses, with the run's config added for a checkpoint given alone.
+        if isinstance(args, dict | Namespace):
+            self.config = parser.parse_object(args)
+        else:
+            self.config = parser.parse_args(with_run_config(self.argv))
         config = self._subconfig()
         if config.get("experiment") is None:
             config.experiment = _default_experiment_name(config)
@@ -161,12 +167,18 @@ class LitlabCLI(LightningCLI):
                 f"or 'best'/'last' for the newest run of the experiment."
             )
         if config.get("ckpt_path") is not None:
-            # Before LightningCLI loads it to rebuild the model from its hyperparameters, which
-            # fails with a bare OSError on a truncated file. Memory-mapped: cheap on a big one.
+            # The one read of the file, safe (weights_only unless the user says otherwise) and
+            # memory-mapped (cheap on a big one): checked against the model before anything
+            # runs, then handed to Lightning's load (instantiate_trainer).
             self.checkpoint = read_checkpoint(
                 config.ckpt_path, config.get("weights_only"), mmap=True
             )
             check_hyperparameters(config.ckpt_path, self.checkpoint)
+            # LightningCLI would read the file again to rebuild the model from its
+            # hyperparameters over the config's, which silently tests another model than the
+            # config names and drops the user's overrides. The config decides; the checkpoint
+            # is checked against what it builds. Restored in before_instantiate_classes.
+            self.ckpt_path, config.ckpt_path = config.ckpt_path, None
 
     def _subconfig(self) -> Namespace:
         subcommand = self.config.get("subcommand")
@@ -176,6 +188,8 @@ class LitlabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
+        if self.ckpt_path is not None:
+            config.ckpt_path = self.ckpt_path
         # fit from a checkpoint resumes its run: the run folder it lies in, and its W&B run.
         resuming = self.subcommand == "fit" and config.get("ckpt_path") is not None
         run_dir = os.environ.get(RUN_DIR_ENV_VAR)
@@ -281,8 +295,19 @@ class LitlabCLI(LightningCLI):
         # either way, and nothing of a crashed run is lost.
         if self.checkpoint is not None:
             # Before any data is read: a bad checkpoint is told in one line, not after setup.
-            check_checkpoint(self._subconfig().ckpt_path, self.model, self.checkpoint)
+            ckpt_path = self._subconfig().ckpt_path
+            check_checkpoint(
+                ckpt_path, self.model, self.checkpoint, same_classes=True,
+                experiment=self._subconfig().experiment,
+            )  # fmt: skip
+            checkpoint_io = self.trainer.strategy.checkpoint_io
+            if isinstance(checkpoint_io, AtomicCheckpointIO):
+                checkpoint_io.hand_over(ckpt_path, self.checkpoint)
             self.checkpoint = None
+        # A folder that is there already (a resumed run) is never removed.
+        new_run = not self.run_dir.exists()
+        if self.trainer.is_global_zero:
+            log.info("%s run folder: %s", subcommand, self.run_dir)
         exit_code = 1
         stopped = False
         try:
@@ -293,11 +318,33 @@ class LitlabCLI(LightningCLI):
             # run is closed, with the command that resumes the run.
             stopped = True
         finally:
+            # A command that failed before its first step leaves nothing: no folder, no
+            # offline W&B run for `litlab sync` to offer.
+            discard = (
+                exit_code != 0 and not stopped and new_run and not self._kept_anything(subcommand)
+            )
             for logger in self.trainer.loggers:
                 if isinstance(logger, WandbLogger):
-                    logger.finish(exit_code=exit_code)
+                    logger.finish(exit_code=exit_code, discard=discard)
+            if self.trainer.is_global_zero:
+                if discard:
+                    shutil.rmtree(self.run_dir, ignore_errors=True)
+                    log.info("%s failed before its first step: nothing was kept", subcommand)
+                elif self.run_dir.exists():
+                    log.info("%s run folder: %s", subcommand, self.run_dir)
         if stopped:
             self._exit_stopped()
+
+    def _kept_anything(self, subcommand: str) -> bool:
+        """Whether the command got as far as one step, or wrote a checkpoint."""
+        if any(self.run_dir.glob("**/*.ckpt")):
+            return True
+        if subcommand == "fit":
+            return self.trainer.global_step > 0
+        loop = getattr(self.trainer, f"{subcommand}_loop", None)
+        progress = getattr(getattr(loop, "batch_progress", None), "total", None)
+        # Where Lightning moves its progress counters, keep the folder rather than lose a run.
+        return progress is None or progress.completed > 0
 
     def _exit_stopped(self) -> None:
         stopper = next(
@@ -313,6 +360,52 @@ class LitlabCLI(LightningCLI):
             )
         # The shell's code for a process killed by that signal: scripts see it did not finish.
         sys.exit(128 + stop_signal)
+
+
+def with_run_config(argv: list[str]) -> list[str]:
+    """``argv`` with ``-c <run>/config.yaml`` after the subcommand when it gives a checkpoint
+    but no config: ``litlab test --ckpt_path runs/<exp>/<run>/checkpoints/best.ckpt`` tests
+    that run's model on its data, and any dotted overrides still apply on top."""
+    subcommand = next((i for i, arg in enumerate(argv) if arg in LightningCLI.subcommands()), None)
+    given = _option_values(argv)
+    if subcommand is None or "--ckpt_path" not in given or {"-c", "--config"} & given.keys():
+        return argv
+    if any(key == "--model" or key.startswith("--model.") for key in given):
+        return argv
+    checkpoint = given["--ckpt_path"]
+    if checkpoint in CHECKPOINT_ALIASES:
+        if "--experiment" not in given:
+            raise LitlabError(
+                f"--ckpt_path {checkpoint} needs to know the experiment: add -c CONFIG or "
+                f"--experiment NAME, or give the checkpoint's path."
+            )
+        checkpoint = str(
+            find_checkpoint(given.get("--runs_root", "runs"), given["--experiment"], checkpoint)
+        )
+    elif not Path(checkpoint).is_file():
+        return argv  # parse_arguments names the missing file
+    run_dir = run_dir_of_checkpoint(checkpoint)
+    if run_dir is None:
+        raise LitlabError(
+            f"{checkpoint} is not in a litlab run folder (<run>/checkpoints/ beside "
+            f"<run>/config.yaml), so the config it was trained with is unknown: give it with -c."
+        )
+    log.info("Using the config of the checkpoint's run: %s", run_dir / "config.yaml")
+    at = subcommand + 1
+    return [*argv[:at], "-c", str(run_dir / "config.yaml"), *argv[at:]]
+
+
+def _option_values(argv: list[str]) -> dict[str, str]:
+    """The ``--key value`` and ``--key=value`` options of a command line (the last of each)."""
+    values: dict[str, str] = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("-"):
+            key, equals, value = arg.partition("=")
+            if equals:
+                values[key] = value
+            else:
+                values[key] = argv[i + 1] if i + 1 < len(argv) else ""
+    return values
 
 
 def _default_experiment_name(config: Namespace) -> str:
@@ -339,7 +432,7 @@ def _resume_command(argv: list[str], config: Namespace, checkpoint: Path) -> str
     except LitlabError:
         newest = None
     same = newest is not None and newest.resolve() == checkpoint.resolve()
-    return shlex.join(["litlab", *args, "--ckpt_path", "last" if same else str(checkpoint)])
+    return as_launched("litlab", *args, "--ckpt_path", "last" if same else str(checkpoint))
 
 
 def _model_class_path(config: Namespace) -> str | None:

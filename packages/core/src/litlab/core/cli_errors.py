@@ -50,12 +50,29 @@ def describe_parse_error(message: str, subcommand: str | None) -> str:
 
 
 def find_litlab_error(error: BaseException) -> LitlabError | None:
-    """The LitlabError behind ``error``, if any (jsonargparse and Lightning wrap them)."""
+    """The LitlabError behind ``error``, if any (jsonargparse and Lightning wrap them; one
+    raised in a DataLoader worker comes back with the worker's traceback as its message, and is
+    given back its own)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         if isinstance(current, LitlabError):
-            return current
+            return _from_worker(current) or current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _from_worker(error: LitlabError) -> LitlabError | None:
+    """The error as raised in a DataLoader worker, from the message PyTorch re-raises it with
+    in the main process ("Caught X in DataLoader worker process N. Original Traceback ...",
+    ending with the traceback's own ``module.X: message``); None for any other error."""
+    text = str(error)
+    if not (text.startswith("Caught ") and "DataLoader worker process" in text.split("\n")[0]):
+        return None
+    kind = type(error)
+    marker = f"\n{kind.__module__}.{kind.__qualname__}: "
+    at = text.rfind(marker)
+    if at < 0:
+        return None
+    return kind(text[at + len(marker) :].strip())

@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
 from litlab.core.callbacks.last_checkpoint import LastCheckpoint
+from litlab.core.launch_form import as_launched
 from litlab.core.run_info import find_git_root
 from litlab.core.wandb_login import (
     LOCAL_MODES,
@@ -142,18 +143,28 @@ class WandbLogger(LightningWandbLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> Any:
-        """The W&B run, started on first use; offline when the online one cannot start."""
+        """The W&B run, started when first used; offline when the online one cannot start.
+
+        Lightning asks for it before the DataModule's ``setup`` only to start it early
+        (``_ = logger.experiment``); that bare look gets a stand-in that starts the run on its
+        first real use, so a data error is told before W&B prints anything or leaves a run.
+        """
+        if self._experiment is not None:
+            return self._experiment
+        return _StartsOnUse(self)
+
+    def _start(self) -> Any:
         if self._experiment is not None:
             return self._experiment
         import wandb
 
-        self._wandb_init["settings"] = _with_git_root(self._wandb_init.get("settings"))
+        self._wandb_init["settings"] = _litlab_settings(self._wandb_init.get("settings"))
         if self._wandb_init.get("dir"):
             # The W&B service process reads the folder from its own working directory, which
             # is not this one after a chdir (several runs in one Python process).
             self._wandb_init["dir"] = os.path.abspath(self._wandb_init["dir"])
         try:
-            return super().experiment
+            return self._announce(super().experiment)
         except wandb.errors.Error as err:
             if self._wandb_init.get("mode") in LOCAL_MODES:
                 raise
@@ -167,7 +178,14 @@ class WandbLogger(LightningWandbLogger):
             wandb.teardown()
             self._wandb_init["mode"] = "offline"
             self._log_model = False
-            return super().experiment
+            return self._announce(super().experiment)
+
+    @staticmethod
+    def _announce(run: Any) -> Any:
+        settings = getattr(run, "settings", None)
+        if settings is not None and settings.mode not in LOCAL_MODES and run.url:
+            log.info("W&B run: %s", run.url)
+        return run
 
     @rank_zero_only
     def log_config(
@@ -253,30 +271,60 @@ class WandbLogger(LightningWandbLogger):
             self._logged_model_time[path] = mtime
 
     @rank_zero_only
-    def finish(self, exit_code: int = 0) -> None:
-        """End the W&B run; for an offline run, print the command that uploads it."""
+    def finish(self, exit_code: int = 0, discard: bool = False) -> None:
+        """End the W&B run; for an offline run, print the command that uploads it, unless the
+        run is to be discarded (``litlab`` deletes a run folder that failed before its first
+        step)."""
         run, self._experiment = self._experiment, None
         if run is None or not hasattr(run, "finish"):
             return
         settings = getattr(run, "settings", None)
         offline = settings is not None and settings.mode in OFFLINE_MODES
         run.finish(exit_code=exit_code)
-        if offline:
+        if offline and not discard:
             # A resumed run leaves one offline folder per part, all with the run's id.
             parts = Path(settings.sync_dir).parent / f"offline-run-*-{run.id}"
             log.info(
-                "W&B run saved offline. Upload it with:\n  wandb sync %s\n"
-                "(litlab sync RUNS_ROOT uploads every offline run under a runs folder)",
-                parts,
+                "W&B run saved offline. Upload it with:\n  %s\n"
+                "(%s uploads every offline run under a runs folder)",
+                # Unquoted: the shell expands the pattern to every part.
+                f"{as_launched('wandb', 'sync')} {parts}",
+                as_launched("litlab", "sync", "RUNS_ROOT"),
             )
 
 
-def _with_git_root(settings: Any) -> Any:
-    """W&B settings whose git root is the working directory's repository.
+class _StartsOnUse:
+    """Stands for a W&B run not started yet: the first attribute looked up starts it, and the
+    stand-in then stays that run."""
+
+    def __init__(self, logger: WandbLogger) -> None:
+        object.__setattr__(self, "_logger", logger)
+        object.__setattr__(self, "_run", None)
+
+    def _started(self) -> Any:
+        if self._run is None:
+            object.__setattr__(self, "_run", self._logger._start())
+        return self._run
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._started(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._started(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._started(), name)
+
+
+def _litlab_settings(settings: Any) -> Any:
+    """W&B settings whose git root is the working directory's repository, and whose console
+    output is litlab's.
 
     W&B looks for the repository from the run's ``dir`` (here the run folder, which it finds
     missing and warns about, and which may lie outside the code's repository); without a
-    repository its git lookup is switched off instead.
+    repository its git lookup is switched off instead. W&B's own dozen lines at the start and
+    end of a run are left out (``silent``) unless the settings or ``WANDB_SILENT`` /
+    ``WANDB_QUIET`` say otherwise: litlab names the run's folder, its page and its sync command.
     """
     import wandb
 
@@ -290,4 +338,7 @@ def _with_git_root(settings: Any) -> Any:
             settings.disable_git = True
         else:
             settings.git_root = root
+    chosen = {"silent", "quiet"} & settings.model_fields_set
+    if not chosen and not {"WANDB_SILENT", "WANDB_QUIET"} & os.environ.keys():
+        settings.silent = True
     return settings
