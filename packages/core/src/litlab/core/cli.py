@@ -370,8 +370,8 @@ def with_run_config(argv: list[str]) -> list[str]:
     given = _option_values(argv)
     if subcommand is None or "--ckpt_path" not in given or {"-c", "--config"} & given.keys():
         return argv
-    if any(key == "--model" or key.startswith("--model.") for key in given):
-        return argv
+    if {"--model", "--model.class_path"} & given.keys():
+        return argv  # the model is named on the command line
     checkpoint = given["--ckpt_path"]
     if checkpoint in CHECKPOINT_ALIASES:
         if "--experiment" not in given:
