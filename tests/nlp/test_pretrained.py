@@ -4,6 +4,9 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
+from litlab.core.errors import LitlabError
 from litlab.nlp.pretrained import resolve_pretrained
 
 
@@ -26,3 +29,29 @@ def test_real_minilm_package_is_found():
 
 def test_unknown_name_goes_to_the_hub_unchanged():
     assert resolve_pretrained("openai-community/gpt2") == "openai-community/gpt2"
+
+
+def test_a_missing_run_folder_names_the_experiment_that_writes_it(monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+    with pytest.raises(LitlabError) as raised:
+        resolve_pretrained("runs/causal_lm_pretrain_gone/model")
+    assert "runs/causal_lm_pretrain_gone/model is not a folder" in str(raised.value)
+    assert "the causal_lm_pretrain_gone experiment publishes" in str(raised.value)
+
+
+def test_the_lora_preset_before_its_base_model_says_which_run_comes_first(monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")
+    if Path("runs/causal_lm_pretrain/model").is_dir():
+        pytest.skip("a pre-trained base model is in this checkout's runs/")
+    with pytest.raises(LitlabError) as raised:
+        resolve_pretrained("runs/causal_lm_pretrain/model")
+    assert str(raised.value).endswith(
+        "run `uv run litlab fit -c experiments/nlp/causal_lm_pretrain.yaml` first."
+    )
+
+
+def test_a_path_that_is_no_hub_id_is_named(tmp_path):
+    with pytest.raises(LitlabError, match=r"not a folder\. Give the folder of a save_pretrained"):
+        resolve_pretrained(str(tmp_path / "nothing" / "here"))

@@ -40,6 +40,7 @@ from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
 from litlab.core.entry_point import EXTRA_VERBS, configure_logging, run_extra_verb
 from litlab.core.errors import LitlabError
+from litlab.core.hardware_checks import check_hardware
 from litlab.core.launch_form import as_launched
 from litlab.core.run_info import RUN_INFO_FILE_NAME, collect_run_info, write_run_info
 from litlab.core.run_labels import run_name, run_tags
@@ -188,6 +189,8 @@ class LitlabCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
+        # The ranks Lightning launches inherit the run folder: only the first process warns.
+        check_hardware(config.trainer, warn=RUN_DIR_ENV_VAR not in os.environ)
         if self.ckpt_path is not None:
             config.ckpt_path = self.ckpt_path
         # fit from a checkpoint resumes its run: the run folder it lies in, and its W&B run.
