@@ -13,6 +13,7 @@ from litlab.core.checkpoint_checks import (
     STAMP_KEY,
     CheckpointError,
     check_checkpoint,
+    check_config_classes,
     litlab_version,
     read_checkpoint,
     stamp_checkpoint,
@@ -148,6 +149,25 @@ def test_another_class_whose_weights_fit_loads_with_a_warning(tmp_path, caplog):
     assert (
         "was made by OtherTask(Sequential), the config builds TinyTask(Sequential)" in caplog.text
     )
+
+
+def test_a_litlab_command_refuses_another_class_even_where_the_weights_fit(tmp_path):
+    path = tmp_path / "other.ckpt"
+    save(path, OtherTask())
+    with pytest.raises(CheckpointError, match=r"made by OtherTask\(Sequential\), the config"):
+        check_checkpoint(path, TinyTask(), same_classes=True)
+
+
+def test_a_config_naming_another_model_is_refused_before_building_it(tmp_path):
+    path = tmp_path / "other.ckpt"
+    save(path, OtherTask())
+    checkpoint = torch.load(path, weights_only=True)
+    other = f"{OtherTask.__module__}.OtherTask"
+    tiny = {"class_path": f"{TinyTask.__module__}.TinyTask"}
+    with pytest.raises(CheckpointError, match=r"holds OtherTask\(Sequential\), a\.yaml asks"):
+        check_config_classes(path, checkpoint, tiny, "a.yaml")
+    check_config_classes(path, checkpoint, {"class_path": other}, "a.yaml")
+    check_config_classes(path, checkpoint, None, "a.yaml")  # the config names no model
 
 
 def test_another_litlab_version_is_a_warning_or_part_of_the_error(tmp_path, caplog):

@@ -286,6 +286,34 @@ def _state_dict_problems(
     ]
 
 
+def check_config_classes(
+    path: str | os.PathLike[str], checkpoint: Mapping[str, Any], model: Any, source: str
+) -> None:
+    """Raise a :class:`CheckpointError` when the task or network class that the config's
+    ``model`` section (``{class_path, init_args: {model: {class_path}}}``) names is not the one
+    that made the checkpoint.
+
+    Args:
+        path: The checkpoint file, for the message.
+        checkpoint: Its contents (see :func:`read_checkpoint`).
+        model: The config's model section.
+        source: What names the model (the config file), for the message.
+    """
+    made_by = _maker(checkpoint)
+    if made_by is None or not isinstance(model, Mapping) or not model.get("class_path"):
+        return
+    network = (model.get("init_args") or {}).get("model")
+    asked = (
+        model["class_path"],
+        network.get("class_path") if isinstance(network, Mapping) else None,
+    )
+    if _differ(made_by, asked):
+        raise CheckpointError(
+            f"checkpoint {path} holds {_name(made_by)}, {source} asks for {_name(asked)}. Leave "
+            f"out -c to use the config it was trained with, or give a checkpoint of that model."
+        )
+
+
 def _experiments(path: Path, experiment: str | None) -> str:
     """`` (a run of X; the config is Y's)``, where the run folders tell."""
     run_dir = run_dir_of_checkpoint(path)

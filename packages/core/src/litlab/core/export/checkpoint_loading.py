@@ -15,7 +15,7 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import instantiate_module
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from litlab.core.checkpoint_checks import read_checkpoint
+from litlab.core.checkpoint_checks import check_config_classes, read_checkpoint
 from litlab.core.cli_errors import find_litlab_error
 from litlab.core.errors import LitlabError
 
@@ -56,6 +56,8 @@ def load_checkpoint(
     state = _read(path)
     config_path = Path(config_file) if config_file is not None else run_config_file(path)
     config = _read_config(config_path) if config_path is not None else {}
+    if config_file is not None:
+        check_config_classes(path, state, config.get("model"), str(config_path))
     hparams = dict(state.get("hyper_parameters") or {})
     if "_class_path" in hparams:
         hparams.pop("_instantiator", None)
