@@ -153,3 +153,16 @@ def test_a_failed_upload_is_reported_and_the_run_kept(fresh_runs, logged_in, fak
 def test_a_missing_runs_folder_is_a_user_error(tmp_path):
     with pytest.raises(LitlabError, match="runs folder not found"):
         sync.main([str(tmp_path / "nope")])
+
+
+@pytest.mark.parametrize(
+    ("uv_depth", "command"), [("1", "uv run litlab sync"), (None, "litlab sync")]
+)
+def test_its_hints_are_in_the_form_litlab_was_launched(tmp_path, monkeypatch, uv_depth, command):
+    if uv_depth is None:
+        monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+    else:
+        monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", uv_depth)
+    with pytest.raises(LitlabError) as raised:
+        sync.main([str(tmp_path / "nope")])
+    assert str(raised.value).endswith(f"e.g. {command} runs")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from litlab.core.errors import LitlabError
+from litlab.core.launch_form import as_launched
 from litlab.core.wandb_login import wandb_logged_in
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> None:
     if not runs_root.is_dir():
         raise LitlabError(
             f"runs folder not found: {runs_root}. Give the folder that holds the run folders "
-            f"(the --runs_root of your litlab runs), e.g. litlab sync runs"
+            f"(the --runs_root of your litlab runs), e.g. {as_launched('litlab', 'sync', 'runs')}"
         )
     runs = find_offline_runs(runs_root)
     pending = [run for run in runs if not run.synced]
@@ -111,8 +112,9 @@ def main(argv: list[str]) -> None:
         return
     if not wandb_logged_in():
         raise LitlabError(
-            "no W&B login: run `wandb login` (or set WANDB_API_KEY) first, then litlab sync "
-            "again. Nothing was uploaded."
+            f"no W&B login: run `{as_launched('wandb', 'login')}` (or set WANDB_API_KEY) "
+            f"first, then `{as_launched('litlab', 'sync', str(runs_root))}` again. Nothing was "
+            f"uploaded."
         )
 
     upload(pending)
@@ -123,6 +125,7 @@ def main(argv: list[str]) -> None:
     if failed:
         raise LitlabError(
             f"{len(failed)} of {len(pending)} run(s) were not uploaded (see wandb's messages "
-            f"above); they stay on disk, and litlab sync {runs_root} tries them again."
+            f"above); they stay on disk, and `{as_launched('litlab', 'sync', str(runs_root))}` "
+            f"tries them again."
         )
     log.info("uploaded %d run(s)", len(pending))

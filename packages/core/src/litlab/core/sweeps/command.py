@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from litlab.core.errors import LitlabError
+from litlab.core.launch_form import as_launched
 
 if TYPE_CHECKING:
     from litlab.core.sweeps.optuna_space import OptunaSpace
@@ -165,8 +165,8 @@ def _run_with_optuna(
         summarize(spec, study, sweep_dir)
     if interrupted:
         log.info(
-            "Interrupted: finished trials stay in the study. Resume with:\n  litlab sweep %s",
-            shlex.join(argv),
+            "Interrupted: finished trials stay in the study. Resume with:\n  %s",
+            as_launched("litlab", "sweep", *argv),
         )
         sys.exit(130)
 
