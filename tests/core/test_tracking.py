@@ -252,3 +252,36 @@ def test_an_online_run_that_cannot_start_goes_offline(
     assert logger._log_model is False
     assert any("could not start" in r.getMessage() for r in caplog.records)
     assert list(tmp_path.glob("wandb/offline-run-*-fallbck1/run-fallbck1.wandb"))
+
+
+def test_a_bare_look_at_the_run_does_not_start_it(tmp_path):
+    logger = WandbLogger(save_dir=str(tmp_path), id="lazy0001")
+    _ = logger.experiment  # what Lightning does before the DataModule's setup
+    assert not (tmp_path / "wandb").exists()
+    run = logger.experiment
+    run.log({"x": 1.0})  # the first real use starts it
+    assert logger._experiment is not None
+    assert run.id == "lazy0001"
+    logger.finish()
+    assert list(tmp_path.glob("wandb/offline-run-*-lazy0001"))
+
+
+@pytest.mark.parametrize("discard", [False, True])
+def test_the_offline_hint_is_litlabs_own_in_the_launch_form(
+    tmp_path, monkeypatch, caplog, capfd, discard
+):
+    monkeypatch.setenv("UV_RUN_RECURSION_DEPTH", "1")
+    monkeypatch.delenv("WANDB_SILENT", raising=False)
+    logger = WandbLogger(save_dir=str(tmp_path), id="hint0001")
+    with caplog.at_level(logging.INFO, logger="litlab"):
+        logger.experiment.log({"x": 1.0})
+        logger.finish(discard=discard)
+    hints = [m for m in caplog.messages if "Upload it with" in m]
+    if discard:
+        assert hints == []
+    else:
+        (hint,) = hints
+        assert f"uv run wandb sync {tmp_path}/wandb/offline-run-*-hint0001" in hint
+        assert "(uv run litlab sync RUNS_ROOT uploads" in hint
+    # W&B's own lines (its header, its footer's `wandb sync`) are left out.
+    assert "wandb:" not in capfd.readouterr().err
