@@ -64,13 +64,16 @@ class ClassificationReport(Callback):
         self.worst = {k: v[keep] for k, v in candidates.items()}
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Every rank gets here with the same loggers and, from the DistributedSampler, the same
-        # number of batches, so all of them take part in the collectives below or none does.
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not loggers or self.confusion is None:
+        # The DistributedSampler gives every rank the same number of batches, so all of them
+        # take part in the collectives below or none does; which loggers a rank holds plays
+        # no part in that.
+        if self.confusion is None:
             return
         matrix = self.confusion.compute().cpu()
         worst = self._global_worst(trainer)
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
         class_names = _class_names(trainer, matrix.shape[0])
         targets, predictions = _pairs(matrix)
         images, captions = [], []
