@@ -36,6 +36,11 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 def fit_in_process(config: Path, args: list[str], runs: Path) -> None:
     """``litlab fit -c config --runs_root runs *args`` in this process (no start-up cost)."""
+    litlab_in_process("fit", config, args, runs)
+
+
+def litlab_in_process(subcommand: str, config: Path, args: list[str], runs: Path) -> None:
+    """``litlab subcommand -c config --runs_root runs *args`` in this process."""
     # LightningCLI warns when pytest's own arguments are in sys.argv.
     with mock.patch.object(sys, "argv", ["litlab"]):
-        main(["fit", "-c", str(config), "--runs_root", str(runs), *args])
+        main([subcommand, "-c", str(config), "--runs_root", str(runs), *args])

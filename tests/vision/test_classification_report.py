@@ -1,5 +1,8 @@
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from litlab.vision.callbacks.classification_report import ClassificationReport
 
@@ -20,6 +23,7 @@ class RecordingWandb:
 class FakeTrainer:
     def __init__(self, logger):
         self.loggers = [logger]
+        self.strategy = SingleDeviceStrategy(torch.device("cpu"))
         self.datamodule = type("DM", (), {"classes": ("zero", "one", "two")})()
 
 
@@ -46,8 +50,10 @@ def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):
     logits, targets, images = torch.cat(all_logits), torch.cat(all_targets), torch.cat(all_images)
     ((key, seen_targets, predictions, names),) = logger.matrices
     assert key == "test/confusion_matrix"
-    assert seen_targets == targets.tolist()
-    assert predictions == logits.argmax(-1).tolist()
+    # The pairs come from the counts of a confusion matrix, in no particular order.
+    assert Counter(zip(seen_targets, predictions, strict=True)) == Counter(
+        zip(targets.tolist(), logits.argmax(-1).tolist(), strict=True)
+    )
     assert names == ["zero", "one", "two"]
 
     worst = F.cross_entropy(logits, targets, reduction="none").topk(3).indices
@@ -63,3 +69,23 @@ def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):
         expected = (expected - expected.min()) / (expected.max() - expected.min())
         assert shown[rank].dtype.name == "uint8"
         assert torch.allclose(torch.from_numpy(shown[rank]).float(), expected * 255, atol=0.51)
+
+
+def test_report_shows_every_image_when_the_test_set_is_smaller_than_num_worst(monkeypatch):
+    import litlab.vision.callbacks.classification_report as report_module
+
+    monkeypatch.setattr(report_module, "WandbLogger", RecordingWandb)
+    report = ClassificationReport(num_worst=16)
+    logger = RecordingWandb()
+    trainer = FakeTrainer(logger)
+    report.on_test_epoch_start(trainer, None)
+    logits, targets = torch.tensor([[4.0, 0.0, 0.0], [0.0, 0.0, 4.0]]), torch.tensor([0, 1])
+    outputs = {"logits": logits, "targets": targets}
+    report.on_test_batch_end(trainer, None, outputs, (torch.randn(2, 1, 4, 4), targets), 0)
+    report.on_test_epoch_end(trainer, None)
+
+    ((_, seen_targets, predictions, _),) = logger.matrices
+    assert sorted(zip(seen_targets, predictions, strict=True)) == [(0, 0), (1, 2)]
+    ((_, shown, captions),) = logger.images
+    assert len(shown) == 2
+    assert captions[0].endswith("true one")  # the wrong answer first

@@ -67,8 +67,7 @@ def upload(runs: list[OfflineRun]) -> None:
     subprocess.run(command, check=False)
 
 
-def main(argv: list[str]) -> None:
-    """Entry point of ``litlab sync``."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="litlab sync",
         description="Upload every offline W&B run under a runs folder that is not uploaded yet "
@@ -86,7 +85,12 @@ def main(argv: list[str]) -> None:
         action="store_true",
         help="List the runs and what would be uploaded; upload nothing.",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of ``litlab sync``."""
+    args = build_parser().parse_args(argv)
 
     runs_root = Path(args.runs_root)
     if not runs_root.is_dir():

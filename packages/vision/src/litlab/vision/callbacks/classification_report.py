@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from litlab.core.tracking import WandbLogger
 
@@ -15,6 +16,13 @@ class ClassificationReport(Callback):
 
     "Worst" means the highest cross-entropy: confidently wrong first. Each image is captioned
     with its predicted and true class and the predicted probability. Other loggers get nothing.
+
+    Under DDP both cover every rank's share of the test set: the matrix is a torchmetrics
+    metric (summed over the ranks), and each rank's worst images are gathered before the
+    global worst are chosen. Lightning's DistributedSampler pads the test set to a multiple
+    of the number of ranks by repeating its first samples, so up to ``world_size - 1`` of them
+    are counted twice (none when the size divides evenly, as MNIST's 10000 on 2 or 4 devices),
+    as in every other synchronised test metric.
     """
 
     def __init__(self, num_worst: int = 16) -> None:
@@ -24,8 +32,7 @@ class ClassificationReport(Callback):
         self.num_worst = num_worst
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.targets: list[torch.Tensor] = []
-        self.predictions: list[torch.Tensor] = []
+        self.confusion: MulticlassConfusionMatrix | None = None
         self.worst: dict[str, torch.Tensor] = {}
 
     def on_test_batch_end(
@@ -39,13 +46,15 @@ class ClassificationReport(Callback):
     ) -> None:
         if not isinstance(outputs, dict) or "logits" not in outputs:
             return
-        logits, targets = outputs["logits"].float().cpu(), outputs["targets"].cpu()
+        logits, targets = outputs["logits"].float(), outputs["targets"]
+        if self.confusion is None:
+            # On the logits' device: NCCL gathers only GPU tensors.
+            self.confusion = MulticlassConfusionMatrix(logits.shape[-1]).to(logits.device)
         probabilities = logits.softmax(dim=-1)
-        self.targets.append(targets)
-        self.predictions.append(probabilities.argmax(dim=-1))
+        self.confusion.update(probabilities.argmax(dim=-1), targets)
         candidates = {
             "loss": torch.nn.functional.cross_entropy(logits, targets, reduction="none"),
-            "images": batch[0].detach().float().cpu(),
+            "images": batch[0].detach().float(),
             "targets": targets,
             "probabilities": probabilities,
         }
@@ -55,15 +64,21 @@ class ClassificationReport(Callback):
         self.worst = {k: v[keep] for k, v in candidates.items()}
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
-        if not loggers or not self.targets:
+        # The DistributedSampler gives every rank the same number of batches, so all of them
+        # take part in the collectives below or none does; which loggers a rank holds plays
+        # no part in that.
+        if self.confusion is None:
             return
-        class_names = _class_names(trainer, self.worst["probabilities"].shape[1])
-        targets = torch.cat(self.targets).tolist()
-        predictions = torch.cat(self.predictions).tolist()
+        matrix = self.confusion.compute().cpu()
+        worst = self._global_worst(trainer)
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
+        if not loggers:
+            return
+        class_names = _class_names(trainer, matrix.shape[0])
+        targets, predictions = _pairs(matrix)
         images, captions = [], []
         for image, target, probs in zip(
-            self.worst["images"], self.worst["targets"], self.worst["probabilities"], strict=True
+            worst["images"], worst["targets"], worst["probabilities"], strict=True
         ):
             predicted = int(probs.argmax())
             images.append(_displayable(image))
@@ -74,6 +89,31 @@ class ClassificationReport(Callback):
         for logger in loggers:
             logger.log_confusion_matrix("test/confusion_matrix", targets, predictions, class_names)
             logger.log_image("test/worst_classified", images=images, caption=captions)
+
+    def _global_worst(self, trainer: Trainer) -> dict[str, torch.Tensor]:
+        """The ``num_worst`` highest losses over every rank's candidates."""
+        # all_gather needs one shape on every rank: a rank that kept fewer than num_worst
+        # (fewer test samples than that) fills up with rows of loss -inf, dropped afterwards.
+        missing = self.num_worst - len(self.worst["loss"])
+        local = {
+            k: torch.cat([v, v.new_zeros((missing, *v.shape[1:]))]) for k, v in self.worst.items()
+        }
+        local["loss"][len(self.worst["loss"]) :] = -torch.inf
+        # One process: the tensor back as it is; several: (world_size, num_worst, ...).
+        gathered = {
+            k: trainer.strategy.all_gather(v).reshape(-1, *v.shape[1:]) for k, v in local.items()
+        }
+        keep = gathered["loss"].topk(self.num_worst).indices
+        keep = keep[gathered["loss"][keep] > -torch.inf]
+        return {k: v[keep].cpu() for k, v in gathered.items()}
+
+
+def _pairs(matrix: torch.Tensor) -> tuple[list[int], list[int]]:
+    """(target, prediction) pairs with the counts of ``matrix`` (rows: targets), in the form
+    W&B's confusion-matrix chart takes."""
+    num_classes = matrix.shape[0]
+    cells = torch.arange(num_classes * num_classes).repeat_interleave(matrix.flatten())
+    return (cells // num_classes).tolist(), (cells % num_classes).tolist()
 
 
 def _displayable(image: torch.Tensor) -> Any:
