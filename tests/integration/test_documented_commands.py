@@ -174,6 +174,16 @@ def scratch(tmp_path_factory) -> Path:
         best = folder / "runs" / "sweeps" / name / "best.yaml"
         best.parent.mkdir(parents=True, exist_ok=True)
         best.write_text((REPO_ROOT / sweep["program"]).read_text())
+    # A checkpoint given alone brings its run's config.yaml, which litlab reads before parsing:
+    # a run of every preset stands in, with empty checkpoints (nothing reads them here).
+    for config in EXPERIMENTS:
+        if config.name.endswith(".sweep.yaml"):
+            continue
+        run = folder / "runs" / config.stem / FILLED["<run>"]
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text(config.read_text())
+        for checkpoint in ("best.ckpt", "last.ckpt"):
+            (run / "checkpoints" / checkpoint).write_bytes(b"")
     for name in USER_FOLDERS:
         (folder / name).mkdir()
     return folder
