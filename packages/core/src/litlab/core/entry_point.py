@@ -16,6 +16,7 @@ from argparse import RawDescriptionHelpFormatter
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
 
+from litlab.core import help_cache
 from litlab.core.cli_errors import find_litlab_error
 
 log = logging.getLogger("litlab")
@@ -95,6 +96,9 @@ def main(args: list[str] | None = None) -> None:
         return
     if len(argv) == 1 and argv[0] in HELP_FLAGS:
         print_top_level_help()
+        return
+    if argv and argv[0] in LIGHTNING_VERBS and any(flag in argv for flag in HELP_FLAGS):
+        help_cache.show_help(argv, lambda: _lightning_cli_main(args))
         return
     _lightning_cli_main(args)
 
