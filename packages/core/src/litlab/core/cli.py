@@ -38,6 +38,7 @@ from litlab.core.callbacks.resume_state import RUN_KEY, ResumeState
 from litlab.core.checkpoint_checks import check_checkpoint, check_hyperparameters, read_checkpoint
 from litlab.core.checkpoint_io import use_atomic_checkpoints
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
+from litlab.core.console import ConsoleCLI
 from litlab.core.entry_point import (
     DESCRIPTION,
     EXTRA_VERBS,
@@ -101,7 +102,7 @@ class SaveRunConfig(SaveConfigCallback):
                 logger.log_hyperparams(config)
 
 
-class LitlabCLI(LightningCLI):
+class LitlabCLI(ConsoleCLI):
     """LightningCLI with litlab's run folders, default callbacks and W&B tracking."""
 
     # The --ckpt_path file, memory-mapped, from parsing until it is checked against the model.
