@@ -5,9 +5,9 @@ Lightning 2.6 on this torch prints, in every run, a FutureWarning of its own use
 ``LeafSpec``, advertisements for litlogger and litmodels, and (on ``validate``, ``test`` and
 ``predict``, whose run folder is never the checkpoint's) that ModelCheckpoint's folder has
 changed. Its model summary has a FLOPs column, zero unless the model sets
-``example_input_array``, and its table of evaluation metrics wraps at 80 columns. Each is
-silenced by its own message and source, nothing else: other warnings and Lightning's other
-messages still show. :class:`ConsoleCLI` is the base of litlab's LightningCLI.
+``example_input_array``, and its table of evaluation metrics cuts or wraps long metric names
+at 80 columns. Each is silenced by its own message and source, nothing else: other warnings
+and Lightning's other messages still show. :class:`ConsoleCLI` is the base of litlab's LightningCLI.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ LIGHTNING_INFO_LOGGERS = (
     "lightning.fabric.utilities.rank_zero",
 )
 TIP_PREFIX = "💡 Tip:"
-EVALUATING_VERBS = ("validate", "test", "predict")
 
 
 class _NoTips(logging.Filter):
