@@ -147,3 +147,42 @@ print([m for m in ('torch', 'lightning', 'optuna', 'wandb') if m in sys.modules]
 @pytest.mark.parametrize("verb", ["sweep", "sync"])
 def test_litlab_verbs_answer_help_without_importing_torch(tmp_path: Path, verb: str) -> None:
     assert f"usage: litlab {verb}" in help_without_imports(VERB_HELP_PROBE, tmp_path, verb)
+
+
+TOP_LEVEL_HELP_PROBE = """\
+import sys; from litlab.core.entry_point import main
+main(['--help'])
+print([m for m in ('torch', 'lightning') if m in sys.modules])
+"""
+
+
+def test_top_level_help_is_lightning_clis_without_lightning(tmp_path: Path) -> None:
+    from litlab.core.entry_point import EXTRA_VERBS, LIGHTNING_VERBS
+
+    help_text = help_without_imports(TOP_LEVEL_HELP_PROBE, tmp_path)
+    for verb in (*LIGHTNING_VERBS, *EXTRA_VERBS):
+        assert re.search(rf"^\s+(litlab )?{verb}\s", help_text, re.MULTILINE), help_text
+    # Word for word what LightningCLI's parser prints (the same width: neither is a terminal).
+    assert help_text == help_without_imports(HELP_PROBE, tmp_path)
+
+
+VERB_HELP_CACHE_PROBE = """\
+import sys; from litlab.core.entry_point import main
+try:
+    main(['fit', '--help'])
+except SystemExit:
+    pass
+print([m for m in ('torch', 'lightning') if m in sys.modules and sys.argv[1] == 'cached'])
+"""
+
+
+def test_verb_help_is_rendered_once_then_read_without_lightning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    rendered = help_without_imports(VERB_HELP_CACHE_PROBE, tmp_path, "rendered")
+    cached = help_without_imports(VERB_HELP_CACHE_PROBE, tmp_path, "cached")
+
+    assert "--trainer.max_epochs" in rendered
+    assert cached == rendered

@@ -19,12 +19,12 @@ import os
 import shutil
 import signal
 import sys
-from argparse import ArgumentError, RawDescriptionHelpFormatter
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import DefaultHelpFormatter, Namespace
+from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -38,7 +38,14 @@ from litlab.core.callbacks.resume_state import RUN_KEY, ResumeState
 from litlab.core.checkpoint_checks import check_checkpoint, check_hyperparameters, read_checkpoint
 from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
 from litlab.core.cli_errors import describe_parse_error, find_litlab_error
-from litlab.core.entry_point import EXTRA_VERBS, configure_logging, run_extra_verb
+from litlab.core.console import ConsoleCLI
+from litlab.core.entry_point import (
+    DESCRIPTION,
+    EXTRA_VERBS,
+    HelpFormatter,
+    configure_logging,
+    run_extra_verb,
+)
 from litlab.core.errors import LitlabError
 from litlab.core.hardware_checks import check_hardware
 from litlab.core.launch_form import as_launched
@@ -97,7 +104,7 @@ class SaveRunConfig(SaveConfigCallback):
                 logger.log_hyperparams(config)
 
 
-class LitlabCLI(LightningCLI):
+class LitlabCLI(ConsoleCLI):
     """LightningCLI with litlab's run folders, default callbacks and W&B tracking."""
 
     # The --ckpt_path file, memory-mapped, from parsing until Lightning loads it.
@@ -120,8 +127,8 @@ class LitlabCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         # Raise instead of printing usage and exiting, so main() can say what is wrong briefly.
         kwargs.setdefault("exit_on_error", False)
-        kwargs.setdefault("description", _DESCRIPTION)
-        kwargs.setdefault("formatter_class", _HelpFormatter)
+        kwargs.setdefault("description", DESCRIPTION)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         # Prefix matching would read a misspelt --trainer.max_epoch as --trainer.max_epochs.
         kwargs.setdefault("allow_abbrev", False)
         return super().init_parser(**kwargs)
@@ -441,16 +448,6 @@ def _resume_command(argv: list[str], config: Namespace, checkpoint: Path) -> str
 def _model_class_path(config: Namespace) -> str | None:
     model = config.get("model")
     return model.get("class_path") if isinstance(model, Namespace) else None
-
-
-_DESCRIPTION = "litlab: train, evaluate, sweep and export PyTorch Lightning experiments.\n\n" + (
-    "Other verbs (each with its own --help):\n"
-    + "\n".join(f"  litlab {verb:<8}{text}" for verb, (_, text) in EXTRA_VERBS.items())
-)
-
-
-class _HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
-    """Keeps the description's line breaks (the list of verbs)."""
 
 
 def main(args: list[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 ``litlab fit|validate|test|predict`` go to LightningCLI (:mod:`litlab.core.cli`, which imports
 Lightning); litlab's own verbs (``sweep``, ``sync``, ``export``) are dispatched from here, so
-``litlab sync --help`` does not wait for Lightning to import.
+``litlab sync --help`` does not wait for Lightning to import. ``litlab --help`` is rendered here
+by a parser of the same shape as LightningCLI's top level, and ``litlab VERB --help`` comes from
+:mod:`litlab.core.help_cache` once it has been rendered.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from argparse import RawDescriptionHelpFormatter
 
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter
+
+from litlab.core import help_cache
 from litlab.core.cli_errors import find_litlab_error
 
 log = logging.getLogger("litlab")
@@ -22,6 +28,27 @@ EXTRA_VERBS = {
     "sync": ("litlab.core.sync", "Upload the offline W&B runs under a runs folder."),
     "export": ("litlab.core.export.command", "Export a checkpoint to ONNX or TorchScript."),
 }
+
+# LightningCLI's verbs with the help line it takes from each Trainer method's docstring, so
+# that `litlab --help` needs no Lightning (a test compares it with LightningCLI's own).
+LIGHTNING_VERBS = {
+    "fit": "Runs the full optimization routine.",
+    "validate": "Perform one evaluation epoch over the validation set.",
+    "test": "Perform one evaluation epoch over the test set. It's separated from fit to make "
+    "sure you never run on your",
+    "predict": "Run inference on your data. This will call the model forward function to "
+    "compute predictions. Useful to",
+}
+HELP_FLAGS = ("-h", "--help")
+
+DESCRIPTION = "litlab: train, evaluate, sweep and export PyTorch Lightning experiments.\n\n" + (
+    "Other verbs (each with its own --help):\n"
+    + "\n".join(f"  litlab {verb:<8}{text}" for verb, (_, text) in EXTRA_VERBS.items())
+)
+
+
+class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """Keeps the description's line breaks (the list of verbs)."""
 
 
 def configure_logging() -> None:
@@ -45,6 +72,21 @@ def run_extra_verb(verb: str, argv: list[str]) -> None:
         sys.exit(f"litlab {verb}: error: {user_error}")
 
 
+def print_top_level_help() -> None:
+    """``litlab --help``: what LightningCLI's top-level parser prints, without Lightning."""
+    parser = ArgumentParser(description=DESCRIPTION, formatter_class=HelpFormatter)
+    parser.add_argument(
+        "-c",
+        "--config",
+        action=ActionConfigFile,
+        help="Path to a configuration file in json or yaml format.",
+    )
+    subcommands = parser.add_subcommands()
+    for verb, text in LIGHTNING_VERBS.items():
+        subcommands.add_subcommand(verb, ArgumentParser(), help=text)
+    parser.print_help()
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``litlab`` console script."""
     configure_logging()
@@ -52,6 +94,16 @@ def main(args: list[str] | None = None) -> None:
     if argv and argv[0] in EXTRA_VERBS:
         run_extra_verb(argv[0], argv[1:])
         return
+    if len(argv) == 1 and argv[0] in HELP_FLAGS:
+        print_top_level_help()
+        return
+    if argv and argv[0] in LIGHTNING_VERBS and any(flag in argv for flag in HELP_FLAGS):
+        help_cache.show_help(argv, lambda: _lightning_cli_main(args))
+        return
+    _lightning_cli_main(args)
+
+
+def _lightning_cli_main(args: list[str] | None) -> None:
     from litlab.core.cli import main as lightning_cli_main
 
     lightning_cli_main(args)
