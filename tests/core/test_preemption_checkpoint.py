@@ -2,6 +2,7 @@
 middle of an epoch (and of a gradient accumulation cycle) and resumed ends with the weights,
 EMA weights, optimizer state and logged metrics of a run that never stopped."""
 
+import logging
 import os
 import signal
 
@@ -171,3 +172,10 @@ def test_no_checkpoint_after_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="boom"):
         fit(tmp_path, Failing())
     assert not (tmp_path / "last.ckpt").exists()
+
+
+def test_the_stop_checkpoint_says_it_holds_the_whole_state(tmp_path, caplog):
+    with caplog.at_level(logging.INFO), pytest.raises(SystemExit):
+        fit(tmp_path, SignalAtBatch(3, signal.SIGTERM))
+    assert "callbacks" in torch.load(tmp_path / "last.ckpt", weights_only=False)
+    assert not [m for m in caplog.messages if "`weights_only` was not set" in m]

@@ -97,7 +97,8 @@ class PreemptionCheckpoint(Callback):
         if not isinstance(exception, SIGTERMException):
             return
         self.stop_signal = self.stop_signal or signal.SIGTERM
-        trainer.save_checkpoint(self.path)
+        # The whole state (weights_only=False said, not defaulted to with Lightning's notice).
+        trainer.save_checkpoint(self.path, weights_only=False)
         self.saved_path = self.path
         if trainer.is_global_zero:
             log.info(
