@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from litlab.core.number_types import NonNegativeInt
 from litlab.core.tracking import WandbLogger
 
 
@@ -17,7 +18,7 @@ class ClassificationReport(Callback):
     with its predicted and true class and the predicted probability. Other loggers get nothing.
     """
 
-    def __init__(self, num_worst: int = 16) -> None:
+    def __init__(self, num_worst: NonNegativeInt = 16) -> None:
         """Args:
         num_worst: How many of the worst-classified test images to show.
         """
