@@ -52,6 +52,7 @@ from litlab.core.runs import (
 )
 from litlab.core.sweeps.trial_callback import sweep_trial_callback
 from litlab.core.tracking import WandbLogger
+from litlab.core.trainer_checks import check_trainer_values
 
 log = logging.getLogger("litlab")
 
@@ -175,6 +176,7 @@ class LitlabCLI(LightningCLI):
     # ----- instantiation
 
     def before_instantiate_classes(self) -> None:
+        check_trainer_values(self._get(self.config, "trainer", default={}))
         config = self._subconfig()
         # fit from a checkpoint resumes its run: the run folder it lies in, and its W&B run.
         resuming = self.subcommand == "fit" and config.get("ckpt_path") is not None
