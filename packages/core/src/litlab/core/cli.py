@@ -61,6 +61,7 @@ from litlab.core.runs import (
 )
 from litlab.core.sweeps.trial_callback import sweep_trial_callback
 from litlab.core.tracking import WandbLogger
+from litlab.core.trainer_checks import check_trainer_values
 
 log = logging.getLogger("litlab")
 
@@ -195,6 +196,7 @@ class LitlabCLI(ConsoleCLI):
     # ----- instantiation
 
     def before_instantiate_classes(self) -> None:
+        check_trainer_values(self._get(self.config, "trainer", default={}))
         config = self._subconfig()
         # The ranks Lightning launches inherit the run folder: only the first process warns.
         check_hardware(config.trainer, warn=RUN_DIR_ENV_VAR not in os.environ)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NUMBER_TYPES
 
 # jsonargparse's messages nest one block per Union member and repeat the whole given value;
 # these lines never help a user find their mistake.
@@ -14,6 +15,11 @@ _NOISE = (
     "Does not validate",
     "Errors:",
     "Problem with given class_path",
+)
+# "Not of type PositiveFloat: -0.01 is not a positive float (must be > 0). Got value: ...": the
+# parts around the message of a number type with a range.
+_OUT_OF_RANGE = re.compile(
+    rf"^Not of type (?:{'|'.join(t.__name__ for t in NUMBER_TYPES)}): |\. Got value: .*$"
 )
 
 
@@ -42,11 +48,27 @@ def describe_parse_error(message: str, subcommand: str | None) -> str:
             and "Parser key" not in line
             and "<class 'NoneType'>" not in line
         ]
-        given = re.search(r"Given value: (.{1,80})$", message, flags=re.MULTILINE)
-        if given and not any("Got value" in line for line in details):
-            details.append(f"got {given.group(1)}")
+        given = _given_value(message)
+        if any(_OUT_OF_RANGE.match(line) for line in details):
+            # The number type's own message names the value and the range. Inside a Union,
+            # jsonargparse cuts the value out of it ("is not a positive int") as it prints it
+            # below: put it back in front.
+            details = [_OUT_OF_RANGE.sub("", line) for line in details]
+            details = [f"{given} {line}" if line.startswith("is ") else line for line in details]
+        elif given and not any("Got value" in line for line in details):
+            details.append(f"got {given}")
         return f"invalid value for '{'.'.join(keys)}': {'; '.join(details)}. {help_hint}."
     return f"{message.strip()}. {help_hint}."
+
+
+def _given_value(message: str) -> str | None:
+    """The value the user gave for the bad key: the innermost ``Given value``, unwrapped from
+    jsonargparse's ``NestedArg`` for a dotted key on the command line."""
+    given = re.search(r"Given value: (.{1,80})$", message, flags=re.MULTILINE)
+    if given is None:
+        return None
+    nested = re.fullmatch(r"NestedArg\(key='[^']*', val='?(.*?)'?\)", given.group(1))
+    return nested.group(1) if nested else given.group(1)
 
 
 def find_litlab_error(error: BaseException) -> LitlabError | None:

@@ -8,6 +8,8 @@ from typing import Literal
 from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LambdaLR
 
+from litlab.core.number_types import ClosedUnitInterval, NonNegativeInt, PositiveFloat, PositiveInt
+
 
 class WarmupCosineLR(LambdaLR):
     """Linear warm-up from 0 to the peak LR, then cosine decay to ``min_lr_ratio`` of it.
@@ -19,9 +21,9 @@ class WarmupCosineLR(LambdaLR):
     def __init__(
         self,
         optimizer: Optimizer,
-        warmup_steps: int = 0,
-        total_steps: int | None = None,
-        min_lr_ratio: float = 0.0,
+        warmup_steps: NonNegativeInt = 0,
+        total_steps: PositiveInt | None = None,
+        min_lr_ratio: ClosedUnitInterval = 0.0,
         last_epoch: int = -1,
     ) -> None:
         """Args:
@@ -63,12 +65,12 @@ class OneCycleLR(lr_scheduler.OneCycleLR):
     def __init__(
         self,
         optimizer: Optimizer,
-        max_lr: float | list[float] | None = None,
-        total_steps: int | None = None,
-        pct_start: float = 0.3,
+        max_lr: PositiveFloat | list[PositiveFloat] | None = None,
+        total_steps: PositiveInt | None = None,
+        pct_start: ClosedUnitInterval = 0.3,
         anneal_strategy: Literal["cos", "linear"] = "cos",
-        div_factor: float = 25.0,
-        final_div_factor: float = 1e4,
+        div_factor: PositiveFloat = 25.0,
+        final_div_factor: PositiveFloat = 1e4,
         three_phase: bool = False,
         last_epoch: int = -1,
     ) -> None:

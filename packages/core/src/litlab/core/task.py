@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from litlab.core.checkpoint_checks import stamp_checkpoint
+from litlab.core.number_types import NonNegativeFloat, PositiveFloat
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,8 @@ class Task(LightningModule):
 
     def __init__(
         self,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",

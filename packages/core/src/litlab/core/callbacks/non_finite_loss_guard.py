@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.optim import Optimizer
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NonNegativeInt
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class NonFiniteLossGuard(Callback):
     A default of every ``litlab`` run; configure it under ``trainer.callbacks`` to change it.
     """
 
-    def __init__(self, action: Literal["stop", "skip"] = "stop", max_skips: int = 10) -> None:
+    def __init__(
+        self, action: Literal["stop", "skip"] = "stop", max_skips: NonNegativeInt = 10
+    ) -> None:
         """Args:
         action: ``stop`` training at the first non-finite loss, or ``skip`` that batch.
         max_skips: With ``skip``: the most batches skipped before the run stops anyway.

@@ -14,6 +14,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import ClosedUnitInterval, PositiveFloat, PositiveInt
 from litlab.core.runs import find_checkpoint
 from litlab.generative.metrics.classifier_features import ClassifierFeatures
 from litlab.generative.metrics.feature_distances import FeatureDistances
@@ -53,16 +54,16 @@ class SampleEvaluation(Callback):
     def __init__(
         self,
         classifier: str | None = None,
-        num_samples: int = 1000,
+        num_samples: PositiveInt = 1000,
         feature: Literal["classifier", "inception"] = "classifier",
-        sample_batch_size: int = 250,
+        sample_batch_size: PositiveInt = 250,
         runs_root: str = "runs",
-        confidence_threshold: float = 0.9,
-        kid_subsets: int = 100,
-        kid_subset_size: int = 1000,
+        confidence_threshold: ClosedUnitInterval = 0.9,
+        kid_subsets: PositiveInt = 100,
+        kid_subset_size: PositiveInt = 1000,
         seed: int | None = 0,
         classifier_mean: list[float] | None = None,
-        classifier_std: list[float] | None = None,
+        classifier_std: list[PositiveFloat] | None = None,
         inception_weights: str | None = None,
     ) -> None:
         """Args:

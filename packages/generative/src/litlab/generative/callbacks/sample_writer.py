@@ -13,6 +13,8 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torchvision.utils import save_image
 
+from litlab.core.number_types import NonNegativeInt, PositiveInt
+
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +28,9 @@ class SampleWriter(BasePredictionWriter):
     (each rank samples its own share of the indices); rank zero writes the grid from its own.
     """
 
-    def __init__(self, output: str | None = None, grid_size: int = 64, nrow: int = 8) -> None:
+    def __init__(
+        self, output: str | None = None, grid_size: NonNegativeInt = 64, nrow: PositiveInt = 8
+    ) -> None:
         """Args:
         output: Folder for the samples; default ``samples/`` in the run folder.
         grid_size: Images in the grid (the lowest sample numbers).

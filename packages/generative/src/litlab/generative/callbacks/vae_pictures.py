@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt
 from litlab.generative.callbacks.image_grid import log_image_grid
 
 PAIRS_PER_ROW = 8
@@ -35,11 +36,11 @@ class VAEPictures(Callback):
 
     def __init__(
         self,
-        every_n_epochs: int = 5,
-        num_reconstructions: int = 32,
-        num_samples: int = 64,
-        interpolation_steps: int = 10,
-        latent_map_size: int = 20,
+        every_n_epochs: PositiveInt = 5,
+        num_reconstructions: PositiveInt = 32,
+        num_samples: PositiveInt = 64,
+        interpolation_steps: PositiveInt = 10,
+        latent_map_size: PositiveInt = 20,
         seed: int = 0,
     ) -> None:
         """Args:

@@ -9,6 +9,7 @@ from torch import nn
 
 from litlab.core.errors import LitlabError
 from litlab.core.layers import ConvResidualBlock, MultiHeadAttention, TimestepEmbedding
+from litlab.core.number_types import PositiveInt, RightOpenUnitInterval
 
 
 class SpatialSelfAttention(nn.Module):
@@ -21,7 +22,9 @@ class SpatialSelfAttention(nn.Module):
         groups: GroupNorm groups; must divide ``channels``.
     """
 
-    def __init__(self, channels: int, num_heads: int = 4, groups: int = 8) -> None:
+    def __init__(
+        self, channels: PositiveInt, num_heads: PositiveInt = 4, groups: PositiveInt = 8
+    ) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(groups, channels)
         self.attention = MultiHeadAttention(channels, num_heads)
@@ -89,16 +92,16 @@ class UNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        image_size: int = 28,
-        base_channels: int = 64,
-        channel_mults: Sequence[int] = (1, 2, 2),
-        num_res_blocks: int = 2,
-        attention_resolutions: Sequence[int] = (),
-        num_heads: int = 4,
-        dropout: float = 0.0,
-        groups: int = 8,
-        num_classes: int | None = None,
+        in_channels: PositiveInt = 1,
+        image_size: PositiveInt = 28,
+        base_channels: PositiveInt = 64,
+        channel_mults: Sequence[PositiveInt] = (1, 2, 2),
+        num_res_blocks: PositiveInt = 2,
+        attention_resolutions: Sequence[PositiveInt] = (),
+        num_heads: PositiveInt = 4,
+        dropout: RightOpenUnitInterval = 0.0,
+        groups: PositiveInt = 8,
+        num_classes: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         self._check(

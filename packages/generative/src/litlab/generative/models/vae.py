@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt
 
 
 class VAE(nn.Module):
@@ -26,8 +27,8 @@ class VAE(nn.Module):
         self,
         encoder: nn.Module,
         decoder: nn.Module,
-        latent_dim: int,
-        image_shape: Sequence[int] = (1, 28, 28),
+        latent_dim: PositiveInt,
+        image_shape: Sequence[PositiveInt] = (1, 28, 28),
     ) -> None:
         """Args:
         encoder: Images (B, C, H, W) -> (mean, log_var), each (B, latent_dim).

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt
 from litlab.generative.models.vae import VAE
 
 
@@ -28,10 +29,10 @@ class ConvEncoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int],
-        channels: Sequence[int],
-        hidden_features: int | None,
-        latent_dim: int,
+        image_shape: Sequence[PositiveInt],
+        channels: Sequence[PositiveInt],
+        hidden_features: PositiveInt | None,
+        latent_dim: PositiveInt,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -68,10 +69,10 @@ class ConvDecoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int],
-        channels: Sequence[int],
-        hidden_features: int | None,
-        latent_dim: int,
+        image_shape: Sequence[PositiveInt],
+        channels: Sequence[PositiveInt],
+        hidden_features: PositiveInt | None,
+        latent_dim: PositiveInt,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -105,10 +106,10 @@ class ConvVAE(VAE):
 
     def __init__(
         self,
-        image_shape: Sequence[int] = (1, 28, 28),
-        latent_dim: int = 32,
-        channels: Sequence[int] = (32, 64),
-        hidden_features: int | None = 512,
+        image_shape: Sequence[PositiveInt] = (1, 28, 28),
+        latent_dim: PositiveInt = 32,
+        channels: Sequence[PositiveInt] = (32, 64),
+        hidden_features: PositiveInt | None = 512,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         """Args:

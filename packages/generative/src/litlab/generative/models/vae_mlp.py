@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from litlab.core.layers import MLP
+from litlab.core.number_types import PositiveInt
 from litlab.generative.models.vae import VAE
 
 
@@ -24,9 +25,9 @@ class MLPEncoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int],
-        hidden_features: Sequence[int],
-        latent_dim: int,
+        image_shape: Sequence[PositiveInt],
+        hidden_features: Sequence[PositiveInt],
+        latent_dim: PositiveInt,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -49,9 +50,9 @@ class MLPDecoder(nn.Module):
 
     def __init__(
         self,
-        image_shape: Sequence[int],
-        hidden_features: Sequence[int],
-        latent_dim: int,
+        image_shape: Sequence[PositiveInt],
+        hidden_features: Sequence[PositiveInt],
+        latent_dim: PositiveInt,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         super().__init__()
@@ -70,9 +71,9 @@ class MLPVAE(VAE):
 
     def __init__(
         self,
-        image_shape: Sequence[int] = (1, 28, 28),
-        latent_dim: int = 50,
-        hidden_features: Sequence[int] = (500, 500),
+        image_shape: Sequence[PositiveInt] = (1, 28, 28),
+        latent_dim: PositiveInt = 50,
+        hidden_features: Sequence[PositiveInt] = (500, 500),
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
         """Args:

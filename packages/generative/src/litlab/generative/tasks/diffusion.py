@@ -17,6 +17,13 @@ from torch import nn
 
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.number_types import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RightOpenUnitInterval,
+)
 from litlab.core.task import Task
 from litlab.generative.callbacks.image_grid import log_image_grid
 from litlab.generative.callbacks.sample_writer import SampleWriter
@@ -73,25 +80,25 @@ class DiffusionModel(Task):
     def __init__(
         self,
         model: nn.Module,
-        num_timesteps: int = 1000,
+        num_timesteps: PositiveInt = 1000,
         schedule: ScheduleName = "linear",
         prediction: Prediction = "eps",
-        cond_drop_prob: float = 0.1,
-        lr: float = 2e-4,
-        weight_decay: float = 0.0,
+        cond_drop_prob: RightOpenUnitInterval = 0.1,
+        lr: PositiveFloat = 2e-4,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
         decay_norm_and_bias: bool = False,
         sampler: Literal["ddpm", "ddim"] = "ddim",
-        sampling_steps: int = 100,
-        eta: float = 0.0,
+        sampling_steps: PositiveInt = 100,
+        eta: NonNegativeFloat = 0.0,
         timestep_spacing: TimestepSpacing = "trailing",
-        guidance_scale: float = 1.0,
-        num_samples: int = 64,
-        sample_batch_size: int = 64,
-        sample_every_n_epochs: int = 1,
-        grid_images: int = 64,
+        guidance_scale: NonNegativeFloat = 1.0,
+        num_samples: PositiveInt = 64,
+        sample_batch_size: PositiveInt = 64,
+        sample_every_n_epochs: NonNegativeInt = 1,
+        grid_images: PositiveInt = 64,
     ) -> None:
         """Args:
         model: The network (a ``class_path`` in YAML): ``(x_t, t, labels)`` to an output of

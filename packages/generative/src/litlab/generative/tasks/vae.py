@@ -15,6 +15,7 @@ from torch import nn
 
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.number_types import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from litlab.core.task import Task
 from litlab.generative.callbacks.vae_pictures import VAEPictures
 from litlab.generative.models.vae import VAE
@@ -59,16 +60,16 @@ class VAETask(Task):
         model: VAE,
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         binarize: Literal["dynamic", "none"] = "dynamic",
-        beta: float = 1.0,
-        kl_warmup_steps: int = 0,
-        decoder_std: float = 0.1,
+        beta: NonNegativeFloat = 1.0,
+        kl_warmup_steps: NonNegativeInt = 0,
+        decoder_std: PositiveFloat = 0.1,
         learn_decoder_std: bool = True,
-        iwae_samples: int = 100,
-        iwae_chunk_size: int = 10,
+        iwae_samples: NonNegativeInt = 100,
+        iwae_chunk_size: PositiveInt = 10,
         eval_seed: int = 0,
-        pictures_every_n_epochs: int = 5,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        pictures_every_n_epochs: NonNegativeInt = 5,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",

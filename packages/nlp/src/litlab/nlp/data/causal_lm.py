@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from litlab.core.data_root import resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.bpe_tokenizer import train_bpe_tokenizer
 from litlab.nlp.pretrained import resolve_pretrained
@@ -67,17 +68,17 @@ class CausalLMDataModule(LightningDataModule):
         dataset_config: str | None = None,
         text_column: str = "text",
         tokenizer: str | None = None,
-        bpe_vocab_size: int | None = None,
-        block_size: int = 128,
-        batch_size: int = 16,
-        val_fraction: float = 0.1,
+        bpe_vocab_size: PositiveInt | None = None,
+        block_size: PositiveInt = 128,
+        batch_size: PositiveInt = 16,
+        val_fraction: OpenUnitInterval = 0.1,
         pack: bool = True,
         append_eos: bool = False,
         prompts: list[str] | None = None,
         data_dir: str | None = None,
         cache_dir: str | None = None,
-        num_workers: int = 0,
-        num_proc: int | None = None,
+        num_workers: NonNegativeInt = 0,
+        num_proc: PositiveInt | None = None,
     ) -> None:
         """Args:
         train_files: Training file(s): .txt (one row per line, line breaks kept), .csv, .tsv,
@@ -359,7 +360,7 @@ class CausalLMCollator:
     """Rows of token ids -> ``input_ids``, ``attention_mask``, ``labels``, padded on the right
     (padding: mask 0, label -100) and truncated to ``max_length``."""
 
-    def __init__(self, pad_token_id: int, max_length: int) -> None:
+    def __init__(self, pad_token_id: NonNegativeInt, max_length: PositiveInt) -> None:
         self.pad_token_id = pad_token_id
         self.max_length = max_length
 
@@ -379,7 +380,7 @@ class PromptCollator:
     """Prompts -> ``input_ids`` and ``attention_mask`` padded on the left, so that every
     prompt ends where generation starts; ``prompt`` keeps the texts."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_token_id: int) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_token_id: NonNegativeInt) -> None:
         self.tokenizer = tokenizer
         self.pad_token_id = pad_token_id
 

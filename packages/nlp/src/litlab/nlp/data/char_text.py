@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
 from litlab.core.ordered_sharding import shard_in_order
 from litlab.core.resumable_loader import ResumableDataLoader
 
@@ -74,7 +75,7 @@ class RandomBlocks(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """``(tokens[o : o + T], tokens[o + 1 : o + T + 1])`` for the start offset ``o`` it is
     indexed with; every offset with a full target block is valid."""
 
-    def __init__(self, tokens: torch.Tensor, block_size: int) -> None:
+    def __init__(self, tokens: torch.Tensor, block_size: PositiveInt) -> None:
         self.tokens = tokens
         self.block_size = block_size
 
@@ -95,7 +96,7 @@ class RandomOffsetSampler(Sampler[int]):
     Lightning calls ``set_epoch`` at the start of each epoch.
     """
 
-    def __init__(self, num_offsets: int, num_samples: int, seed: int) -> None:
+    def __init__(self, num_offsets: PositiveInt, num_samples: NonNegativeInt, seed: int) -> None:
         self.num_offsets = num_offsets
         self.num_samples = num_samples
         self.seed = seed
@@ -120,7 +121,7 @@ class ConsecutiveBlocks(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     with 0, targets with ``IGNORE_INDEX``) so that all blocks have one shape.
     """
 
-    def __init__(self, tokens: torch.Tensor, block_size: int) -> None:
+    def __init__(self, tokens: torch.Tensor, block_size: PositiveInt) -> None:
         self.tokens = tokens
         self.block_size = block_size
 
@@ -169,14 +170,14 @@ class CharTextDataModule(LightningDataModule):
         self,
         text_file: str = "tinyshakespeare/input.txt",
         data_dir: str | None = None,
-        block_size: int = 64,
-        batch_size: int = 12,
-        samples_per_epoch: int = 3000,
-        val_fraction: float = 0.1,
-        eval_batch_size: int | None = None,
+        block_size: PositiveInt = 64,
+        batch_size: PositiveInt = 12,
+        samples_per_epoch: PositiveInt = 3000,
+        val_fraction: OpenUnitInterval = 0.1,
+        eval_batch_size: PositiveInt | None = None,
         prompts: list[str] | None = None,
         shuffle_seed: int | None = None,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         """Args:
         text_file: The text (UTF-8); a relative path is taken inside the data root.

@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from litlab.core.number_types import NonNegativeInt, PositiveInt
+
 
 class LengthGroupedSampler(Sampler[int]):
     """Random order, then sorted by length within windows of ``batch_size * window_batches``
@@ -20,7 +22,12 @@ class LengthGroupedSampler(Sampler[int]):
     takes every world-size-th index), which keeps the batches nearly length-grouped.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, window_batches: int = 50) -> None:
+    def __init__(
+        self,
+        lengths: Sequence[NonNegativeInt],
+        batch_size: PositiveInt,
+        window_batches: PositiveInt = 50,
+    ) -> None:
         """Args:
         lengths: Length of every sample, in dataset order.
         batch_size: The loader's batch size.

@@ -20,6 +20,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NonNegativeInt, PositiveInt
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.length_grouped_sampler import LengthGroupedSampler
 from litlab.nlp.data.word_tokenizer import cached_word_tokenizer
@@ -84,14 +85,14 @@ class TextClassificationDataModule(LightningDataModule):
         id_column: str | None = None,
         classes: list[str] | None = None,
         tokenizer: str | None = None,
-        vocab_size: int | None = 20000,
-        min_frequency: int = 1,
+        vocab_size: PositiveInt | None = 20000,
+        min_frequency: NonNegativeInt = 1,
         lowercase: bool = True,
-        max_length: int = 128,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
+        max_length: PositiveInt = 128,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt | None = None,
         group_by_length: bool = False,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         cache_dir: str | None = None,
     ) -> None:
         """Args:
@@ -399,7 +400,7 @@ def _encode_batch(
 class PadCollator:
     """Pads a batch's token ids on the right to its longest sequence."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: NonNegativeInt) -> None:
         self.pad_token_id = pad_token_id
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -435,14 +436,14 @@ class SST2DataModule(TextClassificationDataModule):
         self,
         data_dir: str | None = None,
         tokenizer: str | None = None,
-        vocab_size: int | None = 20000,
-        min_frequency: int = 1,
+        vocab_size: PositiveInt | None = 20000,
+        min_frequency: NonNegativeInt = 1,
         lowercase: bool = True,
-        max_length: int = 64,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
+        max_length: PositiveInt = 64,
+        batch_size: PositiveInt = 32,
+        eval_batch_size: PositiveInt | None = None,
         group_by_length: bool = False,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         cache_dir: str | None = None,
     ) -> None:
         """Args:

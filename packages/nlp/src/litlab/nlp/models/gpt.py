@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from litlab.core.layers import LearnedPositionalEmbedding, RotaryEmbedding, TransformerBlock
+from litlab.core.number_types import PositiveInt, RightOpenUnitInterval
 from litlab.nlp.models.sampling import check_sampling_options, sample_next_token
 
 INIT_STD = 0.02
@@ -27,12 +28,12 @@ class GPT(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        block_size: int = 256,
-        num_layers: int = 6,
-        num_heads: int = 6,
-        embed_dim: int = 384,
-        dropout: float = 0.0,
+        vocab_size: PositiveInt,
+        block_size: PositiveInt = 256,
+        num_layers: PositiveInt = 6,
+        num_heads: PositiveInt = 6,
+        embed_dim: PositiveInt = 384,
+        dropout: RightOpenUnitInterval = 0.0,
         bias: bool = False,
         positions: Literal["learned", "rotary"] = "learned",
         tie_weights: bool = True,

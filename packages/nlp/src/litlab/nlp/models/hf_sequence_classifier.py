@@ -13,6 +13,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt, RightOpenUnitInterval
 from litlab.nlp.adapters import apply_adapter, merged_copy
 from litlab.nlp.pretrained import resolve_pretrained
 
@@ -37,9 +38,9 @@ class HFSequenceClassifier(nn.Module):
     def __init__(
         self,
         name_or_path: str,
-        num_labels: int = 2,
+        num_labels: PositiveInt = 2,
         adapter: PeftConfig | None = None,
-        classifier_dropout: float | None = None,
+        classifier_dropout: RightOpenUnitInterval | None = None,
     ) -> None:
         """Args:
         name_or_path: Hub name or local folder of the pretrained model (found offline as

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import NonNegativeInt, PositiveInt, RightOpenUnitInterval
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,18 @@ class RNNClassifier(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        num_classes: int = 2,
-        embed_dim: int = 300,
-        hidden_size: int = 256,
-        num_layers: int = 1,
+        vocab_size: PositiveInt,
+        num_classes: PositiveInt = 2,
+        embed_dim: PositiveInt = 300,
+        hidden_size: PositiveInt = 256,
+        num_layers: PositiveInt = 1,
         cell: Literal["lstm", "gru"] = "lstm",
         bidirectional: bool = True,
-        dropout: float = 0.5,
+        dropout: RightOpenUnitInterval = 0.5,
         pooling: Literal["last", "max", "mean"] = "last",
-        word_dropout: float = 0.0,
-        padding_idx: int = 0,
-        unknown_idx: int = 1,
+        word_dropout: RightOpenUnitInterval = 0.0,
+        padding_idx: NonNegativeInt = 0,
+        unknown_idx: NonNegativeInt = 1,
         pretrained_vectors: str | None = None,
         freeze_embeddings: bool = False,
     ) -> None:

@@ -19,6 +19,13 @@ from litlab.core.callbacks import CSVPredictionWriter
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.module_wrappers import unwrapped_name
+from litlab.core.number_types import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.callbacks.hf_export import HFExport
@@ -54,17 +61,17 @@ class CausalLanguageModel(Task):
     def __init__(
         self,
         model: nn.Module,
-        lr: float = 3e-4,
-        weight_decay: float = 0.0,
+        lr: PositiveFloat = 3e-4,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
         decay_norm_and_bias: bool = False,
-        max_new_tokens: int = 64,
+        max_new_tokens: PositiveInt = 64,
         do_sample: bool = True,
-        temperature: float = 1.0,
-        top_k: int | None = 50,
-        top_p: float | None = None,
+        temperature: PositiveFloat = 1.0,
+        top_k: NonNegativeInt | None = 50,
+        top_p: ClosedUnitInterval | None = None,
     ) -> None:
         """Args:
         model: The language model (a ``class_path`` in YAML): ``model(input_ids,

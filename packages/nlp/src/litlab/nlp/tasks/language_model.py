@@ -15,6 +15,13 @@ from torchmetrics import SumMetric
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.number_types import (
+    LeftOpenUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from litlab.core.task import Task
 from litlab.nlp.callbacks.text_writer import TextSampleWriter
 from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary, derive_seed, run_seed
@@ -50,16 +57,16 @@ class LanguageModel(Task):
     def __init__(
         self,
         model: nn.Module,
-        lr: float = 1e-3,
-        weight_decay: float = 0.1,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.1,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
         decay_norm_and_bias: bool = False,
-        max_new_tokens: int = 500,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        max_new_tokens: NonNegativeInt = 500,
+        temperature: NonNegativeFloat = 1.0,
+        top_k: PositiveInt | None = None,
+        top_p: LeftOpenUnitInterval | None = None,
     ) -> None:
         """Args:
         model: The network (a ``class_path`` in YAML) mapping token ids to next-token logits.

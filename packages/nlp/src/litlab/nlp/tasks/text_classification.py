@@ -18,6 +18,12 @@ from litlab.core.callbacks import CSVPredictionWriter
 from litlab.core.class_labels import check_class_labels
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.number_types import (
+    NonNegativeFloat,
+    NumClasses,
+    PositiveFloat,
+    RightOpenUnitInterval,
+)
 from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.merged_export import export_merged
@@ -46,10 +52,10 @@ class TextClassifier(Task):
     def __init__(
         self,
         model: nn.Module,
-        num_classes: int = 2,
-        label_smoothing: float = 0.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        num_classes: NumClasses = 2,
+        label_smoothing: RightOpenUnitInterval = 0.0,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",

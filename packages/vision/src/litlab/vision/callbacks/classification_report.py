@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from litlab.core.number_types import NonNegativeInt
 from litlab.core.tracking import WandbLogger
 
 
@@ -25,7 +26,7 @@ class ClassificationReport(Callback):
     as in every other synchronised test metric.
     """
 
-    def __init__(self, num_worst: int = 16) -> None:
+    def __init__(self, num_worst: NonNegativeInt = 16) -> None:
         """Args:
         num_worst: How many of the worst-classified test images to show.
         """

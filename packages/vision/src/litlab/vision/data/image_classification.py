@@ -16,6 +16,12 @@ from torchvision.transforms import v2
 
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import (
+    ClosedUnitInterval,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+)
 from litlab.core.ordered_sharding import shard_in_order
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.vision.data.augmentation import AutoAugmentName, eval_transform, train_transform
@@ -66,18 +72,18 @@ class ImageClassificationDataModule(LightningDataModule):
     def __init__(
         self,
         data_dir: str | None = None,
-        batch_size: int = 128,
-        val_size: int = 5000,
+        batch_size: PositiveInt = 128,
+        val_size: NonNegativeInt = 5000,
         split_seed: int = 0,
-        num_workers: int = 2,
+        num_workers: NonNegativeInt = 2,
         pin_memory: bool = False,
         download: bool = True,
-        random_crop_padding: int = 0,
+        random_crop_padding: NonNegativeInt = 0,
         horizontal_flip: bool = False,
         auto_augment: AutoAugmentName = "none",
-        random_erasing: float = 0.0,
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
+        random_erasing: ClosedUnitInterval = 0.0,
+        mixup_alpha: NonNegativeFloat = 0.0,
+        cutmix_alpha: NonNegativeFloat = 0.0,
         in_memory: bool = False,
         shuffle_seed: int | None = None,
         predict_dir: str | None = None,

@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -22,7 +23,7 @@ class ImageFolderDataset(Dataset):
         self,
         folder: str | Path,
         mode: str,
-        size: tuple[int, int],
+        size: tuple[PositiveInt, PositiveInt],
         transform: Callable[[Any], Any],
     ) -> None:
         """Args:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import SequentialSampler
 from torchvision.transforms.v2 import functional as TF
 
+from litlab.core.number_types import NonNegativeInt, PositiveFloat, PositiveInt
 from litlab.vision.data.device_augmentation import random_crop, random_horizontal_flip
 from litlab.vision.data.shuffling import EpochShuffleSampler, derive_seed
 
@@ -47,16 +48,16 @@ class InMemoryLoader:
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
-        batch_size: int,
+        batch_size: PositiveInt,
         mean: Sequence[float],
-        std: Sequence[float],
+        std: Sequence[PositiveFloat],
         device: torch.device | str = "cpu",
         shuffle: bool = False,
         seed: int = 0,
-        random_crop_padding: int = 0,
+        random_crop_padding: NonNegativeInt = 0,
         horizontal_flip: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: NonNegativeInt = 0,
+        world_size: PositiveInt = 1,
         drop_last: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:

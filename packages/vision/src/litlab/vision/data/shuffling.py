@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from litlab.core.number_types import NonNegativeInt
+
 # Set by Lightning's seed_everything (the CLI's `seed_everything:`) and inherited by the processes
 # it launches, so every DDP rank reads the same seed without any communication.
 GLOBAL_SEED_ENV_VAR = "PL_GLOBAL_SEED"
@@ -37,7 +39,7 @@ class EpochShuffleSampler(Sampler[int]):
     forwards the call and shards the order between ranks.
     """
 
-    def __init__(self, num_samples: int, seed: int) -> None:
+    def __init__(self, num_samples: NonNegativeInt, seed: int) -> None:
         self.num_samples = num_samples
         self.seed = seed
         self.epoch = 0

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+from litlab.core.number_types import ClosedUnitInterval, PositiveInt
+
 STAGE_CHANNELS = (16, 32, 64)
 
 
@@ -18,7 +20,9 @@ class PadShortcut(nn.Module):
     It has no parameters, so a deeper net costs no more than its residual branches.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(
+        self, in_channels: PositiveInt, out_channels: PositiveInt, stride: PositiveInt
+    ) -> None:
         super().__init__()
         self.extra_channels = out_channels - in_channels
         self.stride = stride
@@ -36,7 +40,11 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 1, drop_prob: float = 0.0
+        self,
+        in_channels: PositiveInt,
+        out_channels: PositiveInt,
+        stride: PositiveInt = 1,
+        drop_prob: ClosedUnitInterval = 0.0,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False)
@@ -68,10 +76,10 @@ class CIFARResNet(nn.Module):
 
     def __init__(
         self,
-        depth: int = 20,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        stochastic_depth: float = 0.0,
+        depth: PositiveInt = 20,
+        num_classes: PositiveInt = 10,
+        in_channels: PositiveInt = 3,
+        stochastic_depth: ClosedUnitInterval = 0.0,
     ) -> None:
         """Args:
         depth: Number of weighted layers, 6n+2 (20, 32, 44, 56, 110, ...).

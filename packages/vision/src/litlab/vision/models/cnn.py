@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from litlab.core.layers import MLP
+from litlab.core.number_types import NonNegativeInt, PositiveInt, RightOpenUnitInterval
 
 
 class SmallCNN(nn.Module):
@@ -22,15 +23,15 @@ class SmallCNN(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        image_size: int = 28,
-        channels: list[int] | None = None,
-        hidden: int = 128,
-        dropout: float = 0.25,
-        hidden_dropout: float = 0.5,
+        in_channels: PositiveInt = 1,
+        num_classes: PositiveInt = 10,
+        image_size: PositiveInt = 28,
+        channels: list[PositiveInt] | None = None,
+        hidden: NonNegativeInt = 128,
+        dropout: RightOpenUnitInterval = 0.25,
+        hidden_dropout: RightOpenUnitInterval = 0.5,
         batch_norm: bool = True,
-        convs_per_stage: int = 2,
+        convs_per_stage: PositiveInt = 2,
     ) -> None:
         """Args:
         in_channels: Image channels (1 for MNIST, 3 for CIFAR).

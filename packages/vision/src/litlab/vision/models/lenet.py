@@ -7,6 +7,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from litlab.core.number_types import NonNegativeInt, PositiveInt
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _POOLS: dict[str, type[nn.Module]] = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 
@@ -23,10 +25,10 @@ class LeNet5(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 10,
-        image_size: int = 28,
-        padding: int = 2,
+        in_channels: PositiveInt = 1,
+        num_classes: PositiveInt = 10,
+        image_size: PositiveInt = 28,
+        padding: NonNegativeInt = 2,
         activation: Literal["tanh", "relu"] = "tanh",
         pooling: Literal["avg", "max"] = "avg",
     ) -> None:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from litlab.core.layers import MLP
+from litlab.core.number_types import PositiveInt, RightOpenUnitInterval
 
 
 class MLPClassifier(nn.Module):
@@ -13,10 +14,10 @@ class MLPClassifier(nn.Module):
 
     def __init__(
         self,
-        in_features: int = 784,
-        hidden_features: list[int] | None = None,
-        num_classes: int = 10,
-        dropout: float = 0.2,
+        in_features: PositiveInt = 784,
+        hidden_features: list[PositiveInt] | None = None,
+        num_classes: PositiveInt = 10,
+        dropout: RightOpenUnitInterval = 0.2,
     ) -> None:
         """Args:
         in_features: Pixels per image (channels x height x width); 784 for MNIST.

@@ -13,6 +13,7 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 from litlab.core.errors import LitlabError
+from litlab.core.number_types import PositiveInt
 
 
 def resolve_weights(arch: str, weights: str) -> WeightsEnum:
@@ -56,7 +57,7 @@ class TorchvisionResNet(nn.Module):
     def __init__(
         self,
         arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18",
-        num_classes: int = 10,
+        num_classes: PositiveInt = 10,
         weights: str | None = None,
         freeze_backbone: bool = False,
         cifar_stem: bool = False,

@@ -16,6 +16,13 @@ from litlab.core.class_labels import check_class_labels
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.number_types import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    NumClasses,
+    PositiveFloat,
+    RightOpenUnitInterval,
+)
 from litlab.core.task import Task
 from litlab.vision.callbacks.classification_report import ClassificationReport
 
@@ -38,17 +45,17 @@ class ImageClassifier(Task):
     def __init__(
         self,
         model: nn.Module,
-        num_classes: int,
-        label_smoothing: float = 0.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        num_classes: NumClasses,
+        label_smoothing: RightOpenUnitInterval = 0.0,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         decay_norm_and_bias: bool = False,
-        backbone_lr_scale: float = 1.0,
-        unfreeze_backbone_at_epoch: int | None = None,
-        report_worst: int = 16,
+        backbone_lr_scale: NonNegativeFloat = 1.0,
+        unfreeze_backbone_at_epoch: NonNegativeInt | None = None,
+        report_worst: NonNegativeInt = 16,
     ) -> None:
         """Args:
         model: The network (a ``class_path`` in YAML) mapping images to ``num_classes`` logits.
