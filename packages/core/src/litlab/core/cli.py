@@ -196,9 +196,10 @@ class LitlabCLI(ConsoleCLI):
     # ----- instantiation
 
     def before_instantiate_classes(self) -> None:
-        check_trainer_values(self._get(self.config, "trainer", default={}))
         config = self._subconfig()
-        # The ranks Lightning launches inherit the run folder: only the first process warns.
+        # Values Lightning would refuse late, and hardware this machine lacks: before anything
+        # is built. The ranks Lightning launches inherit the run folder: only the first warns.
+        check_trainer_values(config.trainer)
         check_hardware(config.trainer, warn=RUN_DIR_ENV_VAR not in os.environ)
         if self.ckpt_path is not None:
             config.ckpt_path = self.ckpt_path
