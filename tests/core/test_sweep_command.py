@@ -3,6 +3,7 @@ belong to one backend, and a --help that imports nothing heavy."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,18 @@ def test_optuna_options_with_the_wandb_backend(sweep_file):
     message = sweep_error(sweep_file(), "--backend", "wandb", "--workers", "2")
     assert "--workers are for --backend optuna" in message
     assert "wandb agent" in message
+
+
+@pytest.mark.parametrize("missing", ["optuna", "matplotlib"])
+def test_the_optuna_backend_without_the_sweep_extra_says_how_to_install_it(
+    sweep_file, monkeypatch, missing
+):
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    assert sweep_error(sweep_file(), "--backend", "optuna", "--count", "1") == (
+        "litlab sweep: error: litlab sweep needs optuna and matplotlib for the Optuna backend: "
+        "install them with pip install 'litlab-core[sweep]' (uv sync installs them)"
+    )
+    assert not (Path("runs") / "sweeps").exists()
 
 
 def test_help_imports_nothing_heavy():

@@ -1,7 +1,8 @@
 """Installing one domain package alone into an empty virtual environment brings litlab-core and
 that package with their own dependencies, and nothing from the other domains: litlab-vision
 without transformers, litlab-nlp without torchvision, litlab-generative with litlab-vision (its
-image data) but without litlab-nlp.
+image data) but without litlab-nlp; none brings optuna, SQLAlchemy or matplotlib, litlab-core's
+`sweep` extra, which adds them.
 
 Versions are pinned to uv.lock through a constraints file exported with `uv export`, so the
 install comes from uv's cache (PyPI is only asked for index metadata it does not hold yet).
@@ -27,6 +28,8 @@ import importlib, importlib.util, json, sys
 import litlab.core
 domain = importlib.import_module(sys.argv[1])
 importlib.import_module(sys.argv[2])
+# What `litlab fit` runs, the sweep trial callback included, needs no sweep extra.
+importlib.import_module("litlab.core.cli")
 print(json.dumps({
     "core": litlab.core.__file__,
     "domain": domain.__file__,
@@ -34,25 +37,32 @@ print(json.dumps({
 }))
 """
 
+# litlab-core's `sweep` extra and what it brings (SQLAlchemy: Optuna's study storage).
+SWEEP_EXTRA = ["optuna", "sqlalchemy", "matplotlib"]
+SWEEP_EXTRA_MISSING = (
+    "litlab sweep: error: litlab sweep needs optuna and matplotlib for the Optuna backend: "
+    "install them with pip install 'litlab-core[sweep]' (uv sync installs them)"
+)
+
 # package folder -> (its module, one of its modules that needs its own dependencies, modules
 # that must not be importable, the litlab distributions the install must bring).
 PACKAGES = {
     "vision": (
         "litlab.vision",
         "litlab.vision.models.mlp",
-        ["litlab.nlp", "litlab.generative", "transformers", "peft", "datasets"],
+        ["litlab.nlp", "litlab.generative", "transformers", "peft", "datasets", *SWEEP_EXTRA],
         ["litlab-core", "litlab-vision"],
     ),
     "nlp": (
         "litlab.nlp",
         "litlab.nlp.adapters",
-        ["litlab.vision", "litlab.generative", "torchvision"],
+        ["litlab.vision", "litlab.generative", "torchvision", *SWEEP_EXTRA],
         ["litlab-core", "litlab-nlp"],
     ),
     "generative": (
         "litlab.generative",
         "litlab.generative.tasks.diffusion",
-        ["litlab.nlp", "transformers", "peft", "datasets"],
+        ["litlab.nlp", "transformers", "peft", "datasets", *SWEEP_EXTRA],
         ["litlab-core", "litlab-generative", "litlab-vision"],
     ),
 }
@@ -147,3 +157,49 @@ def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) 
     help_run = _run([str(litlab), "--help"], env=env, cwd=tmp_path)
     for subcommand in ("fit", "validate", "test", "predict"):
         assert subcommand in help_run.stdout, help_run.stdout + help_run.stderr
+
+    if mode == "wheels":
+        # Without the extra, the Optuna backend stops before any trial, in one line.
+        sweep = subprocess.run(
+            [
+                str(litlab),
+                "sweep",
+                "experiments/vision/mnist_mlp.sweep.yaml",
+                "--backend",
+                "optuna",
+                "--runs_root",
+                str(tmp_path / "runs"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        assert sweep.returncode == 1, sweep.stdout + sweep.stderr
+        assert sweep.stderr.strip() == SWEEP_EXTRA_MISSING, sweep.stderr
+
+        # `pip install 'litlab-core[sweep]'` (docs/sweeps.md), into this environment: a new
+        # one would cost another install of torch.
+        _run(
+            [
+                uv,
+                "pip",
+                "install",
+                "--python",
+                str(python),
+                "-c",
+                str(constraints),
+                "--no-sources",
+                "packages/core[sweep]",
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        probe = _run(
+            [str(python), "-c", PROBE, module, needs_dependencies, *SWEEP_EXTRA],
+            env=env,
+            cwd=tmp_path,
+        )
+        found = json.loads(probe.stdout.strip().splitlines()[-1])
+        assert found["present"] == SWEEP_EXTRA, probe.stderr

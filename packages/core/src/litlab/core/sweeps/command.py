@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
     from litlab.core.sweeps.spec import SweepSpec
 
 log = logging.getLogger(__name__)
+
+# Optuna and matplotlib are litlab-core's `sweep` extra, so that the domain packages install
+# without them.
+SWEEP_EXTRA_MODULES = ("optuna", "matplotlib")
 
 _EXAMPLES = """\
 examples:
@@ -120,6 +125,7 @@ def _run_on_wandb(args: argparse.Namespace, spec: SweepSpec, sweep_dir: Path) ->
 def _run_with_optuna(
     args: argparse.Namespace, argv: list[str], spec: SweepSpec, sweep_dir: Path
 ) -> None:
+    _require_sweep_extra()
     from optuna.trial import TrialState
 
     from litlab.core.sweeps.optuna_backend import (
@@ -169,6 +175,16 @@ def _run_with_optuna(
             as_launched("litlab", "sweep", *argv),
         )
         sys.exit(130)
+
+
+def _require_sweep_extra() -> None:
+    """Checked before any trial runs: matplotlib is otherwise first imported for the plots,
+    after the last trial."""
+    if any(importlib.util.find_spec(name) is None for name in SWEEP_EXTRA_MODULES):
+        raise LitlabError(
+            "litlab sweep needs optuna and matplotlib for the Optuna backend: install them with "
+            "pip install 'litlab-core[sweep]' (uv sync installs them)"
+        )
 
 
 def _count(given: int | None, spec: SweepSpec, space: OptunaSpace) -> int:
