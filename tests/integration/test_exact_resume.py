@@ -142,7 +142,12 @@ def assert_same_training(a: dict, b: dict) -> None:
 @pytest.fixture
 def offline_env(tmp_path):
     """The environment of a machine without a W&B login, tests/helpers importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    # Launched as a plain `litlab`, not through the `uv run` that may have started pytest.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("WANDB_") and k != "UV_RUN_RECURSION_DEPTH"
+    }
     env.update(
         HOME=str(tmp_path), NETRC=str(tmp_path / "no-netrc"), WANDB_SILENT="true",
         PYTHONPATH=os.pathsep.join([str(HELPERS), env.get("PYTHONPATH", "")]),
