@@ -15,9 +15,10 @@ from torchmetrics import SumMetric
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.seeding import derive_seed, run_seed
 from litlab.core.task import Task
 from litlab.nlp.callbacks.text_writer import TextSampleWriter
-from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary, derive_seed, run_seed
+from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary
 from litlab.nlp.models.sampling import check_sampling_options
 
 Batch = tuple[torch.Tensor, torch.Tensor]

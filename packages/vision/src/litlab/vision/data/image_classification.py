@@ -18,13 +18,14 @@ from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
 from litlab.core.ordered_sharding import shard_in_order
 from litlab.core.resumable_loader import ResumableDataLoader
+from litlab.core.seeding import run_seed
 from litlab.vision.data.augmentation import AutoAugmentName, eval_transform, train_transform
 from litlab.vision.data.batch_mixing import batch_mixing
 from litlab.vision.data.file_checks import dataset_file_problem
 from litlab.vision.data.image_folder import ImageFolderDataset
 from litlab.vision.data.in_memory import InMemoryLoader
 from litlab.vision.data.indexed_dataset import IndexedDataset
-from litlab.vision.data.shuffling import EpochShuffleSampler, run_seed
+from litlab.vision.data.shuffling import EpochShuffleSampler
 
 log = logging.getLogger(__name__)
 
