@@ -15,10 +15,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from litlab.core.errors import LitlabError
-
-# What ImageClassificationDataModule's pixel_range does to the dataset's mean/std: "unit" and
-# "symmetric" replace them, so that (x - mean) / std gives [0, 1] or [-1, 1].
-PIXEL_RANGE_STATISTICS = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}
+from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
 
 class ClassifierFeatures(nn.Module):

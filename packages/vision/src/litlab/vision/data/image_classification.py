@@ -30,6 +30,9 @@ from litlab.vision.data.shuffling import EpochShuffleSampler
 log = logging.getLogger(__name__)
 
 PixelRange = Literal["standardized", "unit", "symmetric"]
+# The per-channel (mean, std) that "unit" and "symmetric" put in place of the dataset's own, so
+# that (x - mean) / std gives [0, 1] or [-1, 1]; litlab.generative maps images back with it.
+PIXEL_RANGE_STATISTICS = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}
 
 
 class DataOptionError(LitlabError, ValueError):
@@ -137,8 +140,8 @@ class ImageClassificationDataModule(LightningDataModule):
         if pixel_range != "standardized":
             # Instance attributes over the dataset's statistics: x -> (x - mean) / std.
             channels = self.image_shape[0]
-            shift = {"unit": 0.0, "symmetric": 0.5}[pixel_range]
-            self.mean, self.std = (shift,) * channels, (1.0 - shift,) * channels
+            mean, std = PIXEL_RANGE_STATISTICS[pixel_range]
+            self.mean, self.std = (mean,) * channels, (std,) * channels
         self._check_options()
         self.eval_transform = eval_transform(self.mean, self.std)
         self.train_transform = (
