@@ -96,6 +96,42 @@ def test_same_tree_without_the_import_is_kept(tmp_path: Path) -> None:
     assert f"{CORE_CONTRACT} KEPT" in output, output
 
 
+# import-linter reads import statements only: a class path in a string (importlib, a config
+# default) would pass it. Generative may name litlab.vision.data, nothing else of vision.
+VISION_BEYOND_DATA = re.compile(r"litlab[./]vision[./](?!data\b)\w+")
+
+
+def test_generative_names_no_vision_module_but_data() -> None:
+    files = [
+        path
+        for path in sorted((REPO_ROOT / "packages" / "generative").rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+    found = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if VISION_BEYOND_DATA.search(line)
+    ]
+
+    assert any(path.suffix == ".py" for path in files)
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('"litlab.vision.tasks.classification.ImageClassifier"', True),
+        ("importlib.import_module('litlab.vision.models.cnn')", True),
+        ("packages/vision/src/litlab/vision/callbacks/classification_report.py", True),
+        ("from litlab.vision.data.mnist import MNISTDataModule", False),
+        ("a litlab.vision image datamodule", False),
+    ],
+)
+def test_the_scan_tells_vision_data_from_the_rest(text: str, named: bool) -> None:
+    assert bool(VISION_BEYOND_DATA.search(text)) is named
+
+
 # Lightning imports torchmetrics, whose BERTScore module imports transformers' top level (tokenizer
 # utilities, about 0.7 s) whenever transformers is installed; litlab cannot stop that. What must
 # stay out is the model code (transformers.modeling_utils), peft, datasets and litlab's domains.

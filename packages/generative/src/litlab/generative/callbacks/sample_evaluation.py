@@ -20,6 +20,7 @@ from litlab.generative.metrics.classifier_features import ClassifierFeatures
 from litlab.generative.metrics.feature_distances import FeatureDistances
 from litlab.generative.metrics.inception_features import InceptionFeatures
 from litlab.generative.metrics.label_statistics import PredictedLabelStatistics
+from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
 log = logging.getLogger(__name__)
 
@@ -295,10 +296,9 @@ class SampleEvaluation(Callback):
 def _unit_range(datamodule: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) with images * scale + shift in [0, 1], from the datamodule's pixel_range."""
     pixel_range = getattr(datamodule, "pixel_range", None)
-    if pixel_range == "unit":
-        scale, shift = [1.0], [0.0]
-    elif pixel_range == "symmetric":
-        scale, shift = [0.5], [0.5]
+    if pixel_range in PIXEL_RANGE_STATISTICS:
+        mean, std = PIXEL_RANGE_STATISTICS[pixel_range]
+        scale, shift = [std], [mean]
     elif pixel_range == "standardized":
         scale, shift = list(datamodule.std), list(datamodule.mean)
     else:

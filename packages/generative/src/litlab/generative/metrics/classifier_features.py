@@ -3,7 +3,6 @@ label confidence): penultimate-layer features and class probabilities of [0, 1] 
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,14 +10,16 @@ from typing import Any
 
 import torch
 import yaml
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from litlab.core.errors import LitlabError
+from litlab.core.task_loading import import_class, load_task
+from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
-# What ImageClassificationDataModule's pixel_range does to the dataset's mean/std: "unit" and
-# "symmetric" replace them, so that (x - mean) / std gives [0, 1] or [-1, 1].
-PIXEL_RANGE_STATISTICS = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}
+SAVE_CLASSIFIER_HINT = (
+    "save classifiers with `litlab fit`, e.g. "
+    "uv run litlab fit -c experiments/vision/mnist_cnn.yaml"
+)
 
 
 class ClassifierFeatures(nn.Module):
@@ -107,8 +108,8 @@ class ClassifierFeatures(nn.Module):
         std: Sequence[float] | None = None,
         name: str | None = None,
     ) -> ClassifierFeatures:
-        """Loads a classifier task (e.g. ``litlab.vision.tasks.classification.ImageClassifier``)
-        saved by ``litlab fit``.
+        """Loads a classifier task saved by ``litlab fit`` (any task with the network as its
+        ``model``, e.g. litlab.vision's image classifier) by the class its checkpoint names.
 
         The normalisation comes from ``mean``/``std`` when given, else from the datamodule
         hyperparameters saved in the checkpoint, else from the run's ``config.yaml`` beside
@@ -130,25 +131,11 @@ class ClassifierFeatures(nn.Module):
             raise LitlabError(f"classifier checkpoint not found: {path}")
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         run_config = _run_config(path)
-        task = _load_task(path, checkpoint)
+        task = load_task(path, checkpoint, how_to_save=SAVE_CLASSIFIER_HINT)
         if mean is None or std is None:
             mean, std = _saved_normalisation(path, checkpoint, run_config)
         network = getattr(task, "model", task)
         return cls(network, mean, std, name or run_config.get("experiment") or path.stem)
-
-
-def _load_task(path: Path, checkpoint: dict[str, Any]) -> LightningModule:
-    class_path = checkpoint.get("hyper_parameters", {}).get("_class_path")
-    if not class_path:
-        raise LitlabError(
-            f"{path} does not name the class of its task (no '_class_path' in its "
-            f"hyperparameters): save classifiers with `litlab fit`, e.g. "
-            f"uv run litlab fit -c experiments/vision/mnist_cnn.yaml"
-        )
-    task_class = _import_class(class_path, path)
-    if not (isinstance(task_class, type) and issubclass(task_class, LightningModule)):
-        raise LitlabError(f"{class_path} (named by {path}) is not a LightningModule")
-    return task_class.load_from_checkpoint(path, map_location="cpu", weights_only=False)
 
 
 def _run_config(path: Path) -> dict[str, Any]:
@@ -179,7 +166,7 @@ def _saved_normalisation(
 def _datamodule_normalisation(
     class_path: str, init_args: dict[str, Any], path: Path
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    datamodule_class = _import_class(class_path, path)
+    datamodule_class = import_class(class_path, path)
     mean, std = getattr(datamodule_class, "mean", None), getattr(datamodule_class, "std", None)
     if mean is None or std is None:
         raise LitlabError(
@@ -192,14 +179,3 @@ def _datamodule_normalisation(
         shift, scale = PIXEL_RANGE_STATISTICS[pixel_range]
         return (shift,) * len(mean), (scale,) * len(std)
     return tuple(mean), tuple(std)
-
-
-def _import_class(class_path: str, path: Path) -> Any:
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise LitlabError(
-            f"{path} names {class_path}, which cannot be imported ({err}); install the "
-            f"package that defines it."
-        ) from err

@@ -24,12 +24,12 @@ from litlab.core.number_types import (
     PositiveInt,
     RightOpenUnitInterval,
 )
+from litlab.core.seeding import derive_seed, run_seed
 from litlab.core.task import Task
 from litlab.generative.callbacks.image_grid import log_image_grid
 from litlab.generative.callbacks.sample_writer import SampleWriter
 from litlab.generative.diffusion.samplers import TimestepSpacing, ddim_sample, ddpm_sample
 from litlab.generative.diffusion.schedules import NoiseSchedule, Prediction, ScheduleName
-from litlab.vision.data.shuffling import derive_seed, run_seed
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 # Sampling settings stay out of checkpoints: with --ckpt_path, LightningCLI replaces the model's

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,26 +16,12 @@ from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
 from litlab.core.ordered_sharding import shard_in_order
 from litlab.core.resumable_loader import ResumableDataLoader
+from litlab.core.seeding import derive_seed, run_seed
 
 log = logging.getLogger(__name__)
 
-# Set by Lightning's seed_everything (the CLI's `seed_everything:`) and inherited by the
-# processes it launches, so every DDP rank reads the same seed.
-GLOBAL_SEED_ENV_VAR = "PL_GLOBAL_SEED"
 # Targets that no prediction is scored against (cross_entropy's ignore_index).
 IGNORE_INDEX = -1
-
-
-def run_seed() -> int:
-    """The run's ``seed_everything`` seed; 0 when the run is not seeded."""
-    return int(os.environ.get(GLOBAL_SEED_ENV_VAR, 0))
-
-
-def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integers: ``seed + epoch`` would make seed 1 at epoch 0
-    repeat seed 0 at epoch 1."""
-    data = b"".join((part % 2**64).to_bytes(8, "little") for part in parts)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
 class CharVocabulary:

@@ -22,9 +22,10 @@ from litlab.core.number_types import (
     PositiveFloat,
     PositiveInt,
 )
+from litlab.core.seeding import derive_seed, run_seed
 from litlab.core.task import Task
 from litlab.nlp.callbacks.text_writer import TextSampleWriter
-from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary, derive_seed, run_seed
+from litlab.nlp.data.char_text import IGNORE_INDEX, CharVocabulary
 from litlab.nlp.models.sampling import check_sampling_options
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -24,17 +24,21 @@ from litlab.core.number_types import (
 )
 from litlab.core.ordered_sharding import shard_in_order
 from litlab.core.resumable_loader import ResumableDataLoader
+from litlab.core.seeding import run_seed
 from litlab.vision.data.augmentation import AutoAugmentName, eval_transform, train_transform
 from litlab.vision.data.batch_mixing import batch_mixing
 from litlab.vision.data.file_checks import dataset_file_problem
 from litlab.vision.data.image_folder import ImageFolderDataset
 from litlab.vision.data.in_memory import InMemoryLoader
 from litlab.vision.data.indexed_dataset import IndexedDataset
-from litlab.vision.data.shuffling import EpochShuffleSampler, run_seed
+from litlab.vision.data.shuffling import EpochShuffleSampler
 
 log = logging.getLogger(__name__)
 
 PixelRange = Literal["standardized", "unit", "symmetric"]
+# The per-channel (mean, std) that "unit" and "symmetric" put in place of the dataset's own, so
+# that (x - mean) / std gives [0, 1] or [-1, 1]; litlab.generative maps images back with it.
+PIXEL_RANGE_STATISTICS = {"unit": (0.0, 1.0), "symmetric": (0.5, 0.5)}
 
 
 class DataOptionError(LitlabError, ValueError):
@@ -142,8 +146,8 @@ class ImageClassificationDataModule(LightningDataModule):
         if pixel_range != "standardized":
             # Instance attributes over the dataset's statistics: x -> (x - mean) / std.
             channels = self.image_shape[0]
-            shift = {"unit": 0.0, "symmetric": 0.5}[pixel_range]
-            self.mean, self.std = (shift,) * channels, (1.0 - shift,) * channels
+            mean, std = PIXEL_RANGE_STATISTICS[pixel_range]
+            self.mean, self.std = (mean,) * channels, (std,) * channels
         self._check_options()
         self.eval_transform = eval_transform(self.mean, self.std)
         self.train_transform = (

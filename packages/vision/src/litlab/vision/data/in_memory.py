@@ -16,8 +16,9 @@ from torch.utils.data import SequentialSampler
 from torchvision.transforms.v2 import functional as TF
 
 from litlab.core.number_types import NonNegativeInt, PositiveFloat, PositiveInt
+from litlab.core.seeding import derive_seed
 from litlab.vision.data.device_augmentation import random_crop, random_horizontal_flip
-from litlab.vision.data.shuffling import EpochShuffleSampler, derive_seed
+from litlab.vision.data.shuffling import EpochShuffleSampler
 
 # Keeps the augmentation's random stream apart from the shuffle's, which shares (seed, epoch).
 _AUGMENT_STREAM = 1
