@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from litlab.core.class_paths import import_class
 from litlab.core.errors import LitlabError
-from litlab.core.task_loading import import_class, load_task
+from litlab.core.task_loading import load_task
 
 
 def checkpoint_naming(class_path: str) -> dict:

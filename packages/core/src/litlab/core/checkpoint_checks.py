@@ -9,7 +9,6 @@ and how.
 from __future__ import annotations
 
 import functools
-import importlib
 import importlib.metadata
 import inspect
 import logging
@@ -23,8 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from litlab.core.class_paths import import_class
 from litlab.core.errors import LitlabError
-from litlab.core.runs import run_dir_of_checkpoint
+from litlab.core.runs import run_config_file, run_dir_of_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,11 @@ def check_hyperparameters(path: str | os.PathLike[str], checkpoint: Mapping[str,
 
 
 def _arguments_not_taken(class_path: str, arguments: Mapping[str, Any], prefix: str) -> list[str]:
-    module_name, _, name = class_path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as err:
-        return [f"{prefix}{class_path} cannot be imported ({type(err).__name__}: {err})"]
+        cls = import_class(class_path, "the checkpoint")
+    except LitlabError as err:
+        cause = err.__cause__
+        return [f"{prefix}{class_path} cannot be imported ({type(cause).__name__}: {cause})"]
     try:
         parameters = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -236,9 +236,9 @@ def check_checkpoint(
             f"{_experiments(path, experiment)}",
         )
     if problems:
-        config = path.parent.parent / "config.yaml"
-        with_config = f" (-c {config})" if config.is_file() else ""
-        alone = " (--ckpt_path alone, without -c, uses it)" if config.is_file() else ""
+        config = run_config_file(path)
+        with_config = f" (-c {config})" if config is not None else ""
+        alone = " (--ckpt_path alone, without -c, uses it)" if config is not None else ""
         raise CheckpointError(
             f"checkpoint {path} does not fit the model the config builds: "
             f"{'; '.join(problems)}{version_note}. Load it with the config it was trained "

@@ -20,6 +20,7 @@ from pathlib import Path
 from litlab.core.errors import LitlabError
 
 CHECKPOINT_ALIASES = ("best", "last")
+RUN_CONFIG_FILE = "config.yaml"
 # Set by rank zero so that processes Lightning launches for the other ranks use the same folder.
 RUN_DIR_ENV_VAR = "LITLAB_RUN_DIR"
 
@@ -88,11 +89,19 @@ def run_dir_for_command(runs_root: str | os.PathLike[str], experiment: str) -> P
 def run_dir_of_checkpoint(checkpoint: str | os.PathLike[str]) -> Path | None:
     """The run folder a checkpoint lies in (``<run>/checkpoints/<name>.ckpt`` beside
     ``<run>/config.yaml``), or None for a checkpoint kept anywhere else."""
+    config_file = run_config_file(checkpoint)
+    return None if config_file is None else config_file.parent
+
+
+def run_config_file(checkpoint: str | os.PathLike[str]) -> Path | None:
+    """The resolved config of the run a checkpoint lies in (``<run>/config.yaml`` beside
+    ``<run>/checkpoints/<name>.ckpt``, as ``litlab fit`` writes them), or None for a
+    checkpoint kept anywhere else."""
     checkpoints = Path(checkpoint).parent
-    run_dir = checkpoints.parent
-    if checkpoints.name != "checkpoints" or not (run_dir / "config.yaml").is_file():
+    config_file = checkpoints.parent / RUN_CONFIG_FILE
+    if checkpoints.name != "checkpoints" or not config_file.is_file():
         return None
-    return run_dir
+    return config_file
 
 
 def relaunch_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:

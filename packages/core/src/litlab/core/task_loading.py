@@ -4,13 +4,13 @@ never names that package's task classes."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule
 
+from litlab.core.class_paths import import_class
 from litlab.core.errors import LitlabError
 
 
@@ -30,19 +30,5 @@ def load_task(path: Path, checkpoint: Mapping[str, Any], how_to_save: str) -> Li
             f"{path} does not name the class of its task (no '_class_path' in its "
             f"hyperparameters): {how_to_save}"
         )
-    task_class = import_class(class_path, path)
-    if not (isinstance(task_class, type) and issubclass(task_class, LightningModule)):
-        raise LitlabError(f"{class_path} (named by {path}) is not a LightningModule")
+    task_class = import_class(class_path, path, LightningModule)
     return task_class.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-
-
-def import_class(class_path: str, source: object) -> Any:
-    """What ``package.module.Name`` names; ``source`` (the file naming it) is for the error."""
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise LitlabError(
-            f"{source} names {class_path}, which cannot be imported ({err}); install the "
-            f"package that defines it."
-        ) from err

@@ -3,7 +3,6 @@ config is known: what ``litlab export`` starts from."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -16,12 +15,12 @@ from lightning.pytorch.cli import instantiate_module
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from litlab.core.checkpoint_checks import check_config_classes, read_checkpoint
+from litlab.core.class_paths import import_class
 from litlab.core.cli_errors import find_litlab_error
 from litlab.core.errors import LitlabError
+from litlab.core.runs import run_config_file
 
 log = logging.getLogger(__name__)
-
-RUN_CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,6 @@ class LoadedCheckpoint:
     task: LightningModule
     datamodule: LightningDataModule | None
     config_file: Path | None
-
-
-def run_config_file(checkpoint: Path) -> Path | None:
-    """``<run>/config.yaml`` of a checkpoint in ``<run>/checkpoints/`` (as ``litlab fit``
-    writes them), if it is there."""
-    config_file = checkpoint.parent.parent / RUN_CONFIG_FILE
-    if checkpoint.parent.name == "checkpoints" and config_file.is_file():
-        return config_file
-    return None
 
 
 def load_checkpoint(
@@ -61,10 +51,10 @@ def load_checkpoint(
     hparams = dict(state.get("hyper_parameters") or {})
     if "_class_path" in hparams:
         hparams.pop("_instantiator", None)
-        task_class = _import_class(hparams["_class_path"], LightningModule, f"{path}")
+        task_class = import_class(hparams["_class_path"], path, LightningModule)
         task = _instantiate(task_class, hparams, f"the task saved in {path}")
     elif isinstance(config.get("model"), dict) and "class_path" in config["model"]:
-        task_class = _import_class(config["model"]["class_path"], LightningModule, config_path)
+        task_class = import_class(config["model"]["class_path"], config_path, LightningModule)
         task = _instantiate(task_class, _flat(config["model"]), f"the model of {config_path}")
     else:
         raise LitlabError(
@@ -122,25 +112,11 @@ def _datamodule(config: dict[str, Any], config_path: Path | None) -> LightningDa
     if not (isinstance(data, dict) and "class_path" in data):
         return None
     try:
-        data_class = _import_class(data["class_path"], LightningDataModule, config_path)
+        data_class = import_class(data["class_path"], config_path, LightningDataModule)
         return _instantiate(data_class, _flat(data), f"the data of {config_path}")
     except LitlabError as err:
         log.warning("Exporting without the run's DataModule: %s", err)
         return None
-
-
-def _import_class(class_path: str, base: type, source: Any) -> type:
-    module_name, _, class_name = class_path.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise LitlabError(
-            f"{source} names {class_path}, which cannot be imported ({err}); install the "
-            f"package that defines it."
-        ) from err
-    if not (isinstance(found, type) and issubclass(found, base)):
-        raise LitlabError(f"{class_path} (named by {source}) is not a {base.__name__}.")
-    return found
 
 
 def _instantiate(cls: type, arguments: dict[str, Any], what: str) -> Any:

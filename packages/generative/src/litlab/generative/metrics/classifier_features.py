@@ -12,8 +12,10 @@ import torch
 import yaml
 from torch import nn
 
+from litlab.core.class_paths import import_class
 from litlab.core.errors import LitlabError
-from litlab.core.task_loading import import_class, load_task
+from litlab.core.runs import run_config_file
+from litlab.core.task_loading import load_task
 from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
 SAVE_CLASSIFIER_HINT = (
@@ -140,8 +142,8 @@ class ClassifierFeatures(nn.Module):
 
 def _run_config(path: Path) -> dict[str, Any]:
     """The resolved config of the run the checkpoint belongs to, or {} outside a run folder."""
-    config_file = path.parent.parent / "config.yaml"
-    if path.parent.name != "checkpoints" or not config_file.is_file():
+    config_file = run_config_file(path)
+    if config_file is None:
         return {}
     config = yaml.safe_load(config_file.read_text())
     return config if isinstance(config, dict) else {}
