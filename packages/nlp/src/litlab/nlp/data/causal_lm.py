@@ -3,7 +3,6 @@ into fixed blocks, each step cached by ``datasets``."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -23,24 +22,12 @@ from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.bpe_tokenizer import train_bpe_tokenizer
+from litlab.nlp.data.text_files import FILE_READERS, read_text_files
 from litlab.nlp.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # labels torch's cross-entropy (and Hugging Face) skip
-# How each file suffix is read: the datasets builder and its options.
-FILE_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
-    # Lines keep their line breaks, so concatenated rows give back the file's text exactly.
-    ".txt": ("text", {"keep_linebreaks": True}),
-    ".text": ("text", {"keep_linebreaks": True}),
-    # na_filter off: a sentence such as "null" or "NA" is text, not a missing value.
-    ".csv": ("csv", {"na_filter": False}),
-    # TSV corpora (GLUE's among them) hold unescaped quotes inside fields.
-    ".tsv": ("csv", {"sep": "\t", "quoting": csv.QUOTE_NONE, "na_filter": False}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-}
 # Bumped when tokenising or packing changes, so older cache files are not reused.
 PIPELINE_VERSION = "1"
 
@@ -234,19 +221,12 @@ class CausalLMDataModule(LightningDataModule):
     def _load_files(self, files: Sequence[str]) -> datasets.Dataset:
         paths = [self._find_file(name) for name in files]
         suffixes = {path.suffix.lower() for path in paths}
-        if len(suffixes) > 1 or not suffixes <= FILE_FORMATS.keys():
+        if len(suffixes) > 1 or not suffixes <= FILE_READERS.keys():
             raise LitlabError(
                 f"cannot read {', '.join(map(str, paths))}: the files must share one suffix "
-                f"among {', '.join(FILE_FORMATS)}."
+                f"among {', '.join(FILE_READERS)}."
             )
-        builder, options = FILE_FORMATS[suffixes.pop()]
-        return datasets.load_dataset(
-            builder,
-            data_files=[str(path) for path in paths],
-            split="train",
-            cache_dir=self.cache_dir,
-            **options,
-        )
+        return read_text_files(paths, self.cache_dir, keep_linebreaks=True)
 
     def _find_file(self, name: str) -> Path:
         path = Path(os.path.expanduser(name))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,22 +22,12 @@ from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, PositiveInt
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.length_grouped_sampler import LengthGroupedSampler
+from litlab.nlp.data.text_files import FILE_READERS, read_text_files
 from litlab.nlp.data.word_tokenizer import cached_word_tokenizer
 from litlab.nlp.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
 
-# Suffix -> datasets builder and its options. TSV is read with quoting off: SST-2's
-# sentences hold unmatched quote characters that would otherwise swallow the lines after them.
-# Missing-value detection is off too: a sentence "null" or "NA" is text, not a missing value.
-FILE_READERS: dict[str, tuple[str, dict[str, Any]]] = {
-    ".csv": ("csv", {"keep_default_na": False}),
-    ".tsv": ("csv", {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-    ".txt": ("text", {}),
-}
 STAGE_SPLITS = {
     "fit": ("train", "val"),
     "validate": ("val",),
@@ -208,11 +197,8 @@ class TextClassificationDataModule(LightningDataModule):
                 f"{name} file not found: {path}. {self.files_hint}Relative paths are under "
                 f"--data.init_args.data_dir, else ${DATA_ENV_VAR}: point it at the folder."
             )
-        builder, options = reader
-        raw = load_dataset(
-            builder, data_files=str(path), split="train", cache_dir=self.cache_dir, **options
-        )
-        if builder == "text" and self.text_column != "text":
+        raw = read_text_files([path], self.cache_dir, keep_linebreaks=False)
+        if reader[0] == "text" and self.text_column != "text":
             # A text file's lines are the texts, whatever the other files call that column.
             raw = raw.rename_column("text", self.text_column)
         return raw
