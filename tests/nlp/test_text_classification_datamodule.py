@@ -1,5 +1,6 @@
 """Text classification data: files of every format, hub-free; tokenised once; padded per batch."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -138,6 +139,21 @@ def test_tokenised_splits_come_from_the_cache(tmp_path):
     second.setup("fit")
     assert second.splits["train"].cache_files == first.splits["train"].cache_files
     assert second.splits["train"]["input_ids"] == first.splits["train"]["input_ids"]
+
+
+def test_a_cached_split_truncated_otherwise_is_not_reused(tmp_path):
+    write_tsv(tmp_path / "train.tsv")
+    options = {"train": "train.tsv", "val": "train.tsv", "text_column": "sentence"}
+    right = datamodule(tmp_path, max_length=3, **options)
+    right.setup("fit")
+    left = datamodule(tmp_path, max_length=3, **options)
+    left.tokenizer = copy.deepcopy(right.tokenizer)
+    left.tokenizer.truncation_side = "left"
+    left.setup("fit")
+    assert right.splits["train"]["input_ids"][0] == right.tokenizer("a charming and")["input_ids"]
+    assert (
+        left.splits["train"]["input_ids"][0] == left.tokenizer("affecting journey .")["input_ids"]
+    )
 
 
 def test_group_by_length_batches_similar_lengths(tmp_path):

@@ -3,7 +3,6 @@ into fixed blocks, each step cached by ``datasets``."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveI
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.bpe_tokenizer import train_bpe_tokenizer
 from litlab.nlp.data.text_files import FILE_READERS, read_text_files
+from litlab.nlp.data.tokenized_cache import tokenizer_cache_key
 from litlab.nlp.pretrained import resolve_pretrained
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,9 @@ class CausalLMDataModule(LightningDataModule):
             batched=True,
             remove_columns=rows.column_names,
             num_proc=self.num_proc,
-            new_fingerprint=_fingerprint(rows, "tokenize", _tokenizer_key(tokenizer), eos),
+            new_fingerprint=_fingerprint(
+                rows, "tokenize", tokenizer_cache_key(tokenizer, None), eos
+            ),
             desc="Tokenising",
         )
 
@@ -385,14 +387,6 @@ def _as_list(files: str | list[str] | None) -> list[str]:
     if files is None:
         return []
     return [files] if isinstance(files, str) else list(files)
-
-
-def _tokenizer_key(tokenizer: PreTrainedTokenizerBase) -> str:
-    """A stable hash of what decides the token ids (hashing the tokenizer object itself can
-    change once it has been used, which would miss the cache)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    content = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab()))
-    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _fingerprint(dataset: datasets.Dataset, *parts: Any) -> str:

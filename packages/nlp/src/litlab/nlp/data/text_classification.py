@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +21,7 @@ from litlab.core.number_types import NonNegativeInt, PositiveInt
 from litlab.core.resumable_loader import ResumableDataLoader
 from litlab.nlp.data.length_grouped_sampler import LengthGroupedSampler
 from litlab.nlp.data.text_files import FILE_READERS, read_text_files
+from litlab.nlp.data.tokenized_cache import tokenizer_cache_key
 from litlab.nlp.data.word_tokenizer import cached_word_tokenizer
 from litlab.nlp.pretrained import resolve_pretrained
 
@@ -291,8 +290,14 @@ class TextClassificationDataModule(LightningDataModule):
             "class_index": {c: i for i, c in enumerate(self.classes or [])},
             "with_ids": name == "predict",
         }
+        truncation = {"max_length": self.max_length, "side": self.tokenizer.truncation_side}
         fingerprint = Hasher.hash(
-            [ENCODING_VERSION, raw._fingerprint, _tokenizer_key(self.tokenizer), options]
+            [
+                ENCODING_VERSION,
+                raw._fingerprint,
+                tokenizer_cache_key(self.tokenizer, truncation),
+                options,
+            ]
         )
         encoded = raw.map(
             _encode_batch,
@@ -339,20 +344,6 @@ class TextClassificationDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False)
-
-
-def _tokenizer_key(tokenizer: PreTrainedTokenizerBase) -> str:
-    """A hash of what decides the token ids. Not of the tokenizer object: datasets' hash of it
-    changes once it has truncated a text (the backend keeps the setting), missing the cache."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        content = repr(sorted(tokenizer.get_vocab().items()))
-    else:
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)
-        state.pop("padding", None)
-        content = json.dumps(state, sort_keys=True)
-    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _encode_batch(
