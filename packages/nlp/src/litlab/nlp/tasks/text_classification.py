@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
-from lightning.pytorch import Callback, LightningDataModule
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.core.callbacks import CSVPredictionWriter
-from litlab.core.class_labels import check_class_labels
+from litlab.core.classification_task import ClassificationTask
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.number_types import (
@@ -24,20 +21,19 @@ from litlab.core.number_types import (
     PositiveFloat,
     RightOpenUnitInterval,
 )
-from litlab.core.task import Task
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.merged_export import export_merged
 
 log = logging.getLogger(__name__)
 
 
-class TextClassifier(Task):
+class TextClassifier(ClassificationTask):
     """Trains ``model`` (``input_ids``, ``attention_mask`` -> logits) with cross-entropy and
     reports accuracy, for :class:`~litlab.nlp.models.rnn_classifier.RNNClassifier` and
     :class:`~litlab.nlp.models.hf_sequence_classifier.HFSequenceClassifier` alike.
 
-    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``;
-    the best checkpoint is the one with the highest ``val/acc``. When fitting starts, the
+    Logs, and picks the best checkpoint, as every
+    :class:`~litlab.core.classification_task.ClassificationTask` does. When fitting starts, the
     trainable and total parameter counts go to the log and the loggers (``params/*``); under
     ``litlab``, wall time and peak memory follow at the end
     (:class:`~litlab.core.callbacks.ResourceReport`).
@@ -45,9 +41,6 @@ class TextClassifier(Task):
     frozen embeddings) cost no optimizer state. ``litlab predict`` writes a CSV of ``id``,
     ``label``, ``class_name`` and ``probability``.
     """
-
-    monitor = "val/acc"
-    monitor_mode = "max"
 
     def __init__(
         self,
@@ -75,15 +68,17 @@ class TextClassifier(Task):
         decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
         """
         super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+            num_classes,
+            label_smoothing,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_interval=lr_scheduler_interval,
+            decay_norm_and_bias=decay_norm_and_bias,
         )
         self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
         self.model = model
-        self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
@@ -98,9 +93,6 @@ class TextClassifier(Task):
         merged in, checked by loading it back (see :func:`litlab.nlp.merged_export.export_merged`).
         """
         export_merged(self.model, path, datamodule)
-
-    def configure_callbacks(self) -> list[Callback]:
-        return [CSVPredictionWriter()]
 
     # ----- set-up checks
 
@@ -157,54 +149,14 @@ class TextClassifier(Task):
 
     # ----- steps
 
-    def _step(self, batch: dict[str, Any], batch_idx: int, stage: str) -> torch.Tensor:
-        labels = batch["labels"]
-        check_class_labels(labels, self.num_classes, stage, batch_idx)
-        logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
-        accuracy = getattr(self, f"{stage}_acc")
-        # update(), not __call__: accuracy is logged per epoch; __call__ would also compute a
-        # per-batch value every step.
-        accuracy.update(logits, labels)
-        on_step = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=not on_step,
-            batch_size=len(labels),
-        )
-        self.log(
-            f"{stage}/acc",
-            accuracy,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(labels),
-        )
-        return loss
+    def batch_targets(self, batch: dict[str, Any]) -> torch.Tensor:
+        return batch["labels"]
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, batch_idx, "train")
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, batch_idx, "val")
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        return self._step(batch, batch_idx, "test")
+    def batch_logits(self, batch: dict[str, Any], stage: str, batch_idx: int) -> torch.Tensor:
+        return self(batch["input_ids"], batch["attention_mask"])
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Batches are dicts with ``input_ids``, ``attention_mask`` and optionally ``id``."""
-        probabilities = self(batch["input_ids"], batch["attention_mask"]).softmax(dim=-1)
-        confidence, label = probabilities.max(dim=-1)
-        rows: dict[str, Any] = {}
-        if "id" in batch:
-            rows["id"] = batch["id"]
-        rows["label"] = label
-        names = getattr(self.trainer.datamodule, "classes", None) if self._trainer else None
-        if names:
-            rows["class_name"] = [names[i] for i in label.tolist()]
-        rows["probability"] = confidence
-        return rows
+        return self.prediction_rows(
+            self(batch["input_ids"], batch["attention_mask"]), batch.get("id")
+        )

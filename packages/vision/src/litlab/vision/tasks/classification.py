@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningDataModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.core.callbacks import CSVPredictionWriter
-from litlab.core.class_labels import check_class_labels
+from litlab.core.classification_task import ClassificationTask
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
@@ -23,24 +20,20 @@ from litlab.core.number_types import (
     PositiveFloat,
     RightOpenUnitInterval,
 )
-from litlab.core.task import Task
 from litlab.vision.callbacks.classification_report import ClassificationReport
 
 
-class ImageClassifier(Task):
+class ImageClassifier(ClassificationTask):
     """Trains ``model`` (images -> logits) with cross-entropy and reports accuracy.
 
-    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``, ``test/acc``;
-    the best checkpoint is the one with the highest ``val/acc``. Targets may be class indices
-    or, after MixUp/CutMix, class probabilities (B, num_classes). At test time W&B gets a
-    confusion matrix and the worst-classified images; ``litlab predict`` writes a CSV.
+    Logs, and picks the best checkpoint, as every
+    :class:`~litlab.core.classification_task.ClassificationTask` does. Targets may be class
+    indices or, after MixUp/CutMix, class probabilities (B, num_classes). At test time W&B gets
+    a confusion matrix and the worst-classified images; ``litlab predict`` writes a CSV.
 
     Transfer learning needs a model with ``backbone_parameters()``/``head_parameters()`` (and
     ``unfreeze_backbone()`` for a delayed unfreeze), as ``TorchvisionResNet`` has.
     """
-
-    monitor = "val/acc"
-    monitor_mode = "max"
 
     def __init__(
         self,
@@ -75,7 +68,14 @@ class ImageClassifier(Task):
         report_worst: Worst-classified test images shown in W&B (0: no test report).
         """
         super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+            num_classes,
+            label_smoothing,
+            lr=lr,
+            weight_decay=weight_decay,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            lr_scheduler_interval=lr_scheduler_interval,
+            decay_norm_and_bias=decay_norm_and_bias,
         )
         needs = {
             "backbone_parameters": backbone_lr_scale != 1.0,
@@ -90,14 +90,9 @@ class ImageClassifier(Task):
                 )
         self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
         self.model = model
-        self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
         self.backbone_lr_scale = backbone_lr_scale
         self.unfreeze_backbone_at_epoch = unfreeze_backbone_at_epoch
         self.report_worst = report_worst
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -111,7 +106,7 @@ class ImageClassifier(Task):
         ]
 
     def configure_callbacks(self) -> list[Callback]:
-        callbacks: list[Callback] = [CSVPredictionWriter()]
+        callbacks = super().configure_callbacks()
         if self.report_worst:
             callbacks.append(ClassificationReport(self.report_worst))
         return callbacks
@@ -154,56 +149,18 @@ class ImageClassifier(Task):
                 f"{tuple(images.shape[1:])}: {err}"
             ) from err
 
-    def _step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, stage: str
-    ) -> dict[str, Any]:
-        images, targets = batch
-        check_class_labels(targets, self.num_classes, stage, batch_idx)
-        logits = self._logits(images, stage, batch_idx)
-        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
-        # MixUp/CutMix targets are class probabilities; accuracy counts the dominant class.
-        labels = targets.argmax(dim=-1) if targets.is_floating_point() else targets
-        accuracy = getattr(self, f"{stage}_acc")
-        # update(), not __call__: accuracy is logged per epoch, and __call__ would also compute
-        # a per-batch value every step (measurably slower on small models).
-        accuracy.update(logits, labels)
-        on_step = stage == "train"
-        # Epoch-level losses are averaged over ranks under DDP; syncing every step would cost
-        # a collective per batch for a number that is only displayed.
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=on_step,
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=not on_step,
-        )
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        return {"loss": loss, "logits": logits.detach(), "targets": labels}
+    def batch_targets(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return batch[1]
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, batch_idx, "train")["loss"]
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, batch_idx, "val")["loss"]
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        return self._step(batch, batch_idx, "test")
+    def batch_logits(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int
+    ) -> torch.Tensor:
+        return self._logits(batch[0], stage, batch_idx)
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Any]:
         """Batches are ``(images, ids)``: ids name the samples (file names, test indices)."""
         images, ids = batch if isinstance(batch, (list, tuple)) else (batch, None)
-        probabilities = self._logits(images, "predict", batch_idx, ids).softmax(dim=-1)
-        confidence, label = probabilities.max(dim=-1)
-        rows: dict[str, Any] = {}
-        if ids is not None:
-            rows["id"] = ids
-        rows["label"] = label
-        names = getattr(self.trainer.datamodule, "classes", None) if self._trainer else None
-        if names:
-            rows["class_name"] = [names[i] for i in label.tolist()]
-        rows["probability"] = confidence
-        return rows
+        return self.prediction_rows(self._logits(images, "predict", batch_idx, ids), ids)
 
     # ----- export
 
