@@ -1,4 +1,5 @@
-"""Write what ``predict_step`` returns to a CSV file, one row per sample."""
+"""Write what ``predict_step`` returns into the run folder: the base every prediction writer
+shares, and the CSV writer of the classifiers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -15,32 +16,77 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 log = logging.getLogger(__name__)
 
 
-class CSVPredictionWriter(BasePredictionWriter):
+class FilePredictionWriter(BasePredictionWriter):
+    """Writes what ``predict_step`` returns, batch by batch, to ``output``: by default
+    ``default_output`` in the run folder (``predictions.csv``, ``samples.txt``, ...).
+
+    A subclass writes each batch in ``write_on_batch_end``, into the file :meth:`open_file`
+    gives (opened on first use). The file is closed when prediction ends and also when it
+    fails, so what was written before the error is kept. Under several processes each rank
+    writes its own file (``predictions.rank1.csv``, ...), unless ``output_per_rank`` is off (a
+    folder that all ranks share).
+    """
+
+    default_output: ClassVar[str]
+    output_per_rank: ClassVar[bool] = True
+    # What the file holds, for the log line at the end ("Predictions written to ...").
+    written: ClassVar[str] = "Predictions"
+
+    def __init__(self, output: str | None = None) -> None:
+        """Args:
+        output: File (or folder) to write; default the writer's own name in the run folder.
+        """
+        super().__init__(write_interval="batch")
+        self.output = output
+        self._path: Path | None = None
+        self._file: IO[str] | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The file (or folder) written by the last prediction run."""
+        return self._path
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "predict":
+            return
+        # trainer.log_dir broadcasts, so every rank reads it here, not in a rank-zero branch.
+        self._path = prediction_output_path(
+            trainer, self.output, self.default_output, per_rank=self.output_per_rank
+        )
+
+    def open_file(self, **options: Any) -> IO[str]:
+        """The output file, opened for writing (``options`` go to ``open``) on first use."""
+        if self._file is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("w", **options)
+        return self._file
+
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._close():
+            log.info("%s written to %s", self.written, self._path)
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        # A failed run never reaches on_predict_end; what it wrote is still flushed and closed.
+        self._close()
+
+    def _close(self) -> bool:
+        if self._file is None:
+            return False
+        self._file.close()
+        self._file = None
+        return True
+
+
+class CSVPredictionWriter(FilePredictionWriter):
     """Writes the dicts returned by ``predict_step`` (one value or one row per sample under each
     key) to ``output``; columns in the order of the first batch's keys.
 
     Under several processes each rank writes its own file (``predictions.rank1.csv``, ...).
     """
 
-    def __init__(self, output: str | None = None) -> None:
-        """Args:
-        output: CSV file to write; default ``predictions.csv`` in the run folder.
-        """
-        super().__init__(write_interval="batch")
-        self.output = output
-        self._path: Path | None = None
-        self._writer: Any = None
-        self._file: Any = None
-
-    @property
-    def path(self) -> Path | None:
-        """The file written by the last prediction run."""
-        return self._path
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "predict":
-            return
-        self._path = prediction_output_path(trainer, self.output, "predictions.csv")
+    default_output = "predictions.csv"
 
     def write_on_batch_end(
         self,
@@ -53,25 +99,21 @@ class CSVPredictionWriter(BasePredictionWriter):
         dataloader_idx: int,
     ) -> None:
         columns = {key: _as_list(value) for key, value in prediction.items()}
-        if self._writer is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("w", newline="")
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(list(columns))
-        self._writer.writerows(zip(*columns.values(), strict=True))
-
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = self._writer = None
-            log.info("Predictions written to %s", self._path)
+        first = self._file is None
+        writer = csv.writer(self.open_file(newline=""))
+        if first:
+            writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values(), strict=True))
 
 
-def prediction_output_path(trainer: Trainer, output: str | None, default_name: str) -> Path:
+def prediction_output_path(
+    trainer: Trainer, output: str | None, default_name: str, per_rank: bool = True
+) -> Path:
     """The file a prediction writer writes: ``output``, else ``default_name`` in the run
-    folder; under several processes, rank N > 0 gets ``<name>.rankN<suffix>`` beside it."""
+    folder; under several processes and with ``per_rank``, rank N > 0 gets
+    ``<name>.rankN<suffix>`` beside it."""
     path = Path(output) if output else Path(trainer.log_dir or ".") / default_name
-    if trainer.world_size > 1 and trainer.global_rank > 0:
+    if per_rank and trainer.world_size > 1 and trainer.global_rank > 0:
         path = path.with_suffix(f".rank{trainer.global_rank}{path.suffix}")
     return path
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 from torchvision.utils import save_image
 
+from litlab.core.callbacks import FilePredictionWriter
 from litlab.core.number_types import NonNegativeInt, PositiveInt
 
 log = logging.getLogger(__name__)
 
 
-class SampleWriter(BasePredictionWriter):
+class SampleWriter(FilePredictionWriter):
     """Writes each image of what ``predict_step`` returns (``images``: uint8 (B, C, H, W);
     ``index``: (B,) sample numbers) to ``<output>/<index>.png`` (``00000.png``, ...), and the
     first ``grid_size`` of them as one picture, ``grid.png`` beside that folder.
@@ -28,6 +28,9 @@ class SampleWriter(BasePredictionWriter):
     (each rank samples its own share of the indices); rank zero writes the grid from its own.
     """
 
+    default_output = "samples"
+    output_per_rank = False
+
     def __init__(
         self, output: str | None = None, grid_size: NonNegativeInt = 64, nrow: PositiveInt = 8
     ) -> None:
@@ -36,31 +39,26 @@ class SampleWriter(BasePredictionWriter):
         grid_size: Images in the grid (the lowest sample numbers).
         nrow: Images per row of the grid.
         """
-        super().__init__(write_interval="batch")
-        self.output = output
+        super().__init__(output)
         self.grid_size = grid_size
         self.nrow = nrow
-        self._folder: Path | None = None
         self._grid: list[torch.Tensor] = []
         self._written = 0
 
     @property
     def folder(self) -> Path | None:
         """The folder written by the last prediction run."""
-        return self._folder
+        return self.path
 
     @property
     def grid_path(self) -> Path | None:
-        return self._folder.parent / "grid.png" if self._folder is not None else None
+        return self.path.parent / "grid.png" if self.path is not None else None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != "predict":
-            return
-        # trainer.log_dir broadcasts, so every rank reads it here, not in a rank-zero branch.
-        run_dir = Path(trainer.log_dir or ".")
-        self._folder = Path(self.output) if self.output else run_dir / "samples"
-        self._grid = []
-        self._written = 0
+        super().setup(trainer, pl_module, stage)
+        if stage == "predict":
+            self._grid = []
+            self._written = 0
 
     def write_on_batch_end(
         self,
@@ -73,12 +71,12 @@ class SampleWriter(BasePredictionWriter):
         dataloader_idx: int,
     ) -> None:
         images, indices = prediction["images"], prediction["index"]
-        self._folder.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
         # (B, H, W, C) for PIL; one channel becomes a greyscale (H, W) image.
         pixels = images.permute(0, 2, 3, 1).numpy()
         for image, index in zip(pixels, indices.tolist(), strict=True):
             picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-            picture.save(self._folder / f"{index:05d}.png")
+            picture.save(self.path / f"{index:05d}.png")
         self._written += len(images)
         missing = self.grid_size - sum(len(part) for part in self._grid)
         if missing > 0:
@@ -86,7 +84,7 @@ class SampleWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._written:
-            log.info("%d samples written to %s", self._written, self._folder)
+            log.info("%d samples written to %s", self._written, self.path)
         if trainer.is_global_zero and self._grid:
             grid = torch.cat(self._grid).float() / 255
             save_image(grid, self.grid_path, nrow=self.nrow, padding=2, pad_value=1.0)
