@@ -20,8 +20,8 @@ class FilePredictionWriter(BasePredictionWriter):
     """Writes what ``predict_step`` returns, batch by batch, to ``output``: by default
     ``default_output`` in the run folder (``predictions.csv``, ``samples.txt``, ...).
 
-    A subclass writes each batch in ``write_on_batch_end``, into the file :meth:`open_file`
-    gives (opened on first use). The file is closed when prediction ends and also when it
+    A subclass writes each batch in :meth:`write_batch`, into the file :meth:`open_file` gives
+    (opened on first use). The file is closed when prediction ends and also when it
     fails, so what was written before the error is kept. Under several processes each rank
     writes its own file (``predictions.rank1.csv``, ...), unless ``output_per_rank`` is off (a
     folder that all ranks share).
@@ -53,6 +53,22 @@ class FilePredictionWriter(BasePredictionWriter):
         self._path = prediction_output_path(
             trainer, self.output, self.default_output, per_rank=self.output_per_rank
         )
+
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        self.write_batch(prediction)
+
+    def write_batch(self, prediction: Any) -> None:
+        """Write what ``predict_step`` returned for one batch."""
+        raise NotImplementedError
 
     def open_file(self, **options: Any) -> IO[str]:
         """The output file, opened for writing (``options`` go to ``open``) on first use."""
@@ -88,16 +104,7 @@ class CSVPredictionWriter(FilePredictionWriter):
 
     default_output = "predictions.csv"
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
+    def write_batch(self, prediction: Any) -> None:
         columns = {key: _as_list(value) for key, value in prediction.items()}
         first = self._file is None
         writer = csv.writer(self.open_file(newline=""))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +59,7 @@ class SampleWriter(FilePredictionWriter):
             self._grid = []
             self._written = 0
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
+    def write_batch(self, prediction: Any) -> None:
         images, indices = prediction["images"], prediction["index"]
         self.path.mkdir(parents=True, exist_ok=True)
         # (B, H, W, C) for PIL; one channel becomes a greyscale (H, W) image.

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
-
-from lightning.pytorch import LightningModule, Trainer
 
 from litlab.core.callbacks import FilePredictionWriter
 
@@ -23,16 +20,7 @@ class TextSampleWriter(FilePredictionWriter):
     default_output = "samples.txt"
     written = "Generated text"
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Any,
-        batch_indices: Sequence[int] | None,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
+    def write_batch(self, prediction: Any) -> None:
         file = self.open_file(encoding="utf-8")
         for text in prediction["text"]:
             file.write(f"{text}\n{SEPARATOR}\n")
