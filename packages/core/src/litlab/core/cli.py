@@ -56,6 +56,7 @@ from litlab.core.runs import (
     RUN_DIR_ENV_VAR,
     find_checkpoint,
     relaunch_checkpoint,
+    run_config_file,
     run_dir_for_command,
     run_dir_of_checkpoint,
 )
@@ -178,7 +179,7 @@ class LitlabCLI(ConsoleCLI):
         if config.get("ckpt_path") is not None:
             # The one read of the file, safe (weights_only unless the user says otherwise) and
             # memory-mapped (cheap on a big one): checked against the model before anything
-            # runs, then handed to Lightning's load (instantiate_trainer).
+            # runs, then handed to Lightning's load (_run_subcommand).
             self.checkpoint = read_checkpoint(
                 config.ckpt_path, config.get("weights_only"), mmap=True
             )
@@ -397,15 +398,15 @@ def with_run_config(argv: list[str]) -> list[str]:
         )
     elif not Path(checkpoint).is_file():
         return argv  # parse_arguments names the missing file
-    run_dir = run_dir_of_checkpoint(checkpoint)
-    if run_dir is None:
+    config_file = run_config_file(checkpoint)
+    if config_file is None:
         raise LitlabError(
             f"{checkpoint} is not in a litlab run folder (<run>/checkpoints/ beside "
             f"<run>/config.yaml), so the config it was trained with is unknown: give it with -c."
         )
-    log.info("Using the config of the checkpoint's run: %s", run_dir / "config.yaml")
+    log.info("Using the config of the checkpoint's run: %s", config_file)
     at = subcommand + 1
-    return [*argv[:at], "-c", str(run_dir / "config.yaml"), *argv[at:]]
+    return [*argv[:at], "-c", str(config_file), *argv[at:]]
 
 
 def _option_values(argv: list[str]) -> dict[str, str]:
