@@ -121,20 +121,13 @@ def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) 
         env=env,
         cwd=REPO_ROOT,
     )
-    install = _run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--python",
-            str(python),
-            "-c",
-            str(constraints),
-            *INSTALL_ARGS[mode](package),
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-    )
+
+    def pip_install(*args: str) -> subprocess.CompletedProcess[str]:
+        """Into the new environment, at the versions uv.lock pins."""
+        command = [uv, "pip", "install", "--python", str(python), "-c", str(constraints), *args]
+        return _run(command, env=env, cwd=REPO_ROOT)
+
+    install = pip_install(*INSTALL_ARGS[mode](package))
 
     module, needs_dependencies, absent, expected_dists = PACKAGES[package]
     probe = _run(
@@ -181,21 +174,7 @@ def test_domain_package_installs_alone(tmp_path: Path, package: str, mode: str) 
 
         # `pip install 'litlab-core[sweep]'` (docs/sweeps.md), into this environment: a new
         # one would cost another install of torch.
-        _run(
-            [
-                uv,
-                "pip",
-                "install",
-                "--python",
-                str(python),
-                "-c",
-                str(constraints),
-                "--no-sources",
-                "packages/core[sweep]",
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-        )
+        pip_install("--no-sources", "packages/core[sweep]")
         probe = _run(
             [str(python), "-c", PROBE, module, needs_dependencies, *SWEEP_EXTRA],
             env=env,
