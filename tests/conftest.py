@@ -18,9 +18,10 @@ if "LITLAB_DATA" not in os.environ and SHARED_DATA.is_dir():
     os.environ["LITLAB_DATA"] = str(SHARED_DATA)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The folder with the real datasets (MNIST, Tiny Shakespeare, SST-2)."""
+    """The folder with the real datasets (MNIST, Tiny Shakespeare, SST-2); session-scoped, so
+    module-scoped fixtures can use it too."""
     root = Path(os.environ.get("LITLAB_DATA", SHARED_DATA))
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         message = f"real datasets not found under {root}; set LITLAB_DATA=../shared/data"

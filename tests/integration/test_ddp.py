@@ -18,7 +18,6 @@ from another batch, or from the mean of the ranks' losses over the wrong count, 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -94,18 +93,7 @@ def assert_ranks_train_as_one_process(ranks: list[dict], single: dict, steps: in
 
 
 @pytest.fixture(scope="module")
-def real_data() -> None:
-    # conftest's data_root, for module-scoped fixtures (it is function-scoped).
-    root = Path(os.environ.get("LITLAB_DATA", "data"))
-    if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        message = f"real datasets not found under {root}; set LITLAB_DATA=../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def mnist(real_data, tmp_path_factory):
+def mnist(data_root, tmp_path_factory):
     """The MNIST MLP on 2 processes (Lightning's launcher) and on 1 with the global batch."""
     folder = tmp_path_factory.mktemp("mnist_ddp")
     launch(
@@ -126,7 +114,7 @@ def mnist(real_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gpt(real_data, tmp_path_factory):
+def gpt(data_root, tmp_path_factory):
     """The char GPT on 2 processes started by torchrun, with the default logger and checkpoints,
     and on 1 with the global batch."""
     folder = tmp_path_factory.mktemp("gpt_ddp")

@@ -12,7 +12,6 @@ confusion matrix and the gathered worst images) counts half of them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -53,14 +52,7 @@ def read_report(runs: Path) -> tuple[torch.Tensor, list[tuple[str, str]]]:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory):
-    # conftest's data_root, for a module-scoped fixture (it is function-scoped).
-    root = Path(os.environ.get("LITLAB_DATA", "data"))
-    if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
-        message = f"real datasets not found under {root}; set LITLAB_DATA=../shared/data"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+def reports(data_root, tmp_path_factory):
     folder = tmp_path_factory.mktemp("report_ddp")
     # A briefly trained model: errors spread over many cells of the matrix.
     fit_in_process(
