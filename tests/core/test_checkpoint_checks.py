@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from litlab.core.checkpoint_checks import (
+from litlab.core.checkpoints.checks import (
     STAMP_KEY,
     CheckpointError,
     check_checkpoint,

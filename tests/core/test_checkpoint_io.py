@@ -8,8 +8,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import Trainer
 from lightning.pytorch.plugins.io import AsyncCheckpointIO
 
-from litlab.core.checkpoint_checks import CheckpointError
 from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
+from litlab.core.checkpoints.checks import CheckpointError
 
 
 def checkpoint(value: float) -> dict:

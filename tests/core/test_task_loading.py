@@ -1,14 +1,14 @@
-"""litlab.core.task_loading: a checkpoint's task by the class path it records, and what it says
-when that class is missing or no task. Loading a real classifier is tested in
+"""litlab.core.checkpoints.task_loading: a checkpoint's task by the class path it records, and
+what it says when that class is missing or no task. Loading a real classifier is tested in
 tests/generative/test_classifier_features.py."""
 
 from pathlib import Path
 
 import pytest
 
-from litlab.core.class_paths import import_class
+from litlab.core.checkpoints.class_import import import_class
+from litlab.core.checkpoints.task_loading import load_task
 from litlab.core.errors import LitlabError
-from litlab.core.task_loading import load_task
 
 
 def checkpoint_naming(class_path: str) -> dict:

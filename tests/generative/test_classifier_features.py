@@ -10,8 +10,8 @@ from tiny_classifier import tiny_classifier_runs
 from torch import nn
 from torchvision import datasets
 
+from litlab.core.checkpoints.run_lookup import find_checkpoint
 from litlab.core.errors import LitlabError
-from litlab.core.runs import find_checkpoint
 from litlab.generative.metrics.classifier_features import ClassifierFeatures
 from litlab.vision.data.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from litlab.vision.data.mnist import MNIST_MEAN, MNIST_STD

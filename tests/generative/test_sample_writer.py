@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule, Trainer, seed_everything
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.generative.callbacks.sample_writer import SampleWriter
 from litlab.generative.models.unet import UNet
 from litlab.generative.tasks.diffusion import DiffusionModel

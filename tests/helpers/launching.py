@@ -11,7 +11,7 @@ from unittest import mock
 
 import torch
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 
 HELPERS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_CNN = REPO_ROOT / "experiments" / "vision" / "mnist_cnn.yaml"

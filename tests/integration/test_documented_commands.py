@@ -31,10 +31,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from litlab.core.cli import main
-from litlab.core.entry_point import EXTRA_VERBS
-from litlab.core.export.command import check_export_format
-from litlab.core.sweeps.spec import default_sweep_name, load_sweep
+from litlab.app.cli import main
+from litlab.app.entry_point import EXTRA_VERBS
+from litlab.app.export.command import check_export_format
+from litlab.app.sweeps.spec import default_sweep_name, load_sweep
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]

@@ -17,7 +17,7 @@ import torch
 import yaml
 from wandb_records import read_records
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LITLAB = Path(sys.executable).parent / "litlab"

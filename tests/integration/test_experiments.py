@@ -16,7 +16,7 @@ import yaml
 from fake_datasets import accept_fake_cifar10, write_fake_cifar10, write_fake_fashion_mnist
 from tiny_causal_lm import write_tiny_base
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted(
@@ -36,9 +36,9 @@ def test_there_are_experiments():
 def test_sweep_file_is_valid(sweep_file, monkeypatch):
     """Each sweep file parses, maps to Optuna, and its keys and typical values are accepted by
     its experiment's parser (nothing is trained)."""
-    from litlab.core.sweeps.optuna_space import OptunaSpace
-    from litlab.core.sweeps.spec import load_sweep
-    from litlab.core.sweeps.validation import check_config_keys
+    from litlab.app.sweeps.optuna_space import OptunaSpace
+    from litlab.app.sweeps.spec import load_sweep
+    from litlab.app.sweeps.validation import check_config_keys
 
     monkeypatch.chdir(REPO_ROOT)  # program: paths are relative to the checkout's root
     spec = load_sweep(sweep_file)

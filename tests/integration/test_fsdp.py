@@ -34,7 +34,7 @@ from safetensors.torch import load_file
 from tiny_causal_lm import TINY_TEXT, write_tiny_base
 from transformers import AutoModelForCausalLM
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.nlp.models.hf_causal_lm import HFCausalLM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -136,7 +136,7 @@ def test_the_scan_tells_vision_data_from_the_rest(text: str, named: bool) -> Non
 # utilities, about 0.7 s) whenever transformers is installed; litlab cannot stop that. What must
 # stay out is the model code (transformers.modeling_utils), peft, datasets and litlab's domains.
 HELP_PROBE = """\
-import sys; from litlab.core.cli import main
+import sys; from litlab.app.cli import main
 try:
     main(['--help'])
 except SystemExit:
@@ -171,7 +171,7 @@ def test_cli_help_imports_no_domain_package(tmp_path: Path) -> None:
 
 
 VERB_HELP_PROBE = """\
-import sys; from litlab.core.entry_point import main
+import sys; from litlab.app.entry_point import main
 try:
     main([sys.argv[1], '--help'])
 except SystemExit:
@@ -186,14 +186,14 @@ def test_litlab_verbs_answer_help_without_importing_torch(tmp_path: Path, verb: 
 
 
 TOP_LEVEL_HELP_PROBE = """\
-import sys; from litlab.core.entry_point import main
+import sys; from litlab.app.entry_point import main
 main(['--help'])
 print([m for m in ('torch', 'lightning') if m in sys.modules])
 """
 
 
 def test_top_level_help_is_lightning_clis_without_lightning(tmp_path: Path) -> None:
-    from litlab.core.entry_point import EXTRA_VERBS, LIGHTNING_VERBS
+    from litlab.app.entry_point import EXTRA_VERBS, LIGHTNING_VERBS
 
     help_text = help_without_imports(TOP_LEVEL_HELP_PROBE, tmp_path)
     for verb in (*LIGHTNING_VERBS, *EXTRA_VERBS):
@@ -203,7 +203,7 @@ def test_top_level_help_is_lightning_clis_without_lightning(tmp_path: Path) -> N
 
 
 VERB_HELP_CACHE_PROBE = """\
-import sys; from litlab.core.entry_point import main
+import sys; from litlab.app.entry_point import main
 try:
     main(['fit', '--help'])
 except SystemExit:

@@ -29,7 +29,7 @@ import litlab.core
 domain = importlib.import_module(sys.argv[1])
 importlib.import_module(sys.argv[2])
 # What `litlab fit` runs, the sweep trial callback included, needs no sweep extra.
-importlib.import_module("litlab.core.cli")
+importlib.import_module("litlab.app.cli")
 print(json.dumps({
     "core": litlab.core.__file__,
     "domain": domain.__file__,

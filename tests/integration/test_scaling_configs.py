@@ -19,7 +19,7 @@ from jsonargparse import ArgumentParser
 from lightning.pytorch.strategies import FSDPStrategy, Strategy
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.layers import TransformerBlock
 from litlab.nlp.models.gpt import GPT
 

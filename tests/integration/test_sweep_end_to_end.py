@@ -16,17 +16,17 @@ import yaml
 from optuna.trial import TrialState
 from wandb_records import read_records
 
-from litlab.core.cli import main
-from litlab.core.sweeps import optuna_backend
-from litlab.core.sweeps.optuna_backend import (
+from litlab.app.cli import main
+from litlab.app.sweeps import optuna_backend
+from litlab.app.sweeps.optuna_backend import (
     RUN_DIR_ATTR,
     VALUES_ATTR,
     default_storage,
     open_study,
     progress,
 )
-from litlab.core.sweeps.optuna_space import OptunaSpace
-from litlab.core.sweeps.spec import load_sweep
+from litlab.app.sweeps.optuna_space import OptunaSpace
+from litlab.app.sweeps.spec import load_sweep
 
 # The tests ask for trials themselves, outside the sweep loop that records heartbeats.
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage")

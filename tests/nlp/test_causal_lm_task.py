@@ -18,7 +18,7 @@ from peft import LoraConfig
 from tiny_causal_lm import TINY_TEXT, tiny_gpt2_config, write_tiny_base
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.errors import LitlabError
 from litlab.nlp.callbacks.hf_export import HFExport
 from litlab.nlp.data.causal_lm import CausalLMDataModule

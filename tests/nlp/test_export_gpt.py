@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 import torch
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.nlp.tasks.language_model import LanguageModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

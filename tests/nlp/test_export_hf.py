@@ -15,7 +15,7 @@ from transformers import (
     BertModel,
 )
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.errors import LitlabError
 from litlab.nlp.merged_export import export_merged
 from litlab.nlp.models.hf_causal_lm import HFCausalLM

@@ -10,7 +10,7 @@ from peft import LoraConfig, PromptTuningConfig
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.errors import LitlabError
 from litlab.nlp.adapters import count_parameters
 from litlab.nlp.data.word_tokenizer import train_word_tokenizer

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Trainer, seed_everything
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.errors import LitlabError
 from litlab.nlp.callbacks.text_writer import SEPARATOR
 from litlab.nlp.data.char_text import CharTextDataModule, CharVocabulary

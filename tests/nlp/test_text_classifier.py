@@ -10,7 +10,7 @@ import yaml
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import Logger
 
-from litlab.core.cli import main
+from litlab.app.cli import main
 from litlab.core.errors import LitlabError
 from litlab.nlp.data.text_classification import TextClassificationDataModule
 from litlab.nlp.models.rnn_classifier import RNNClassifier

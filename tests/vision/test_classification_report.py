@@ -11,10 +11,11 @@ class RecordingWandb:
     """Stands in for litlab's WandbLogger: records what would be logged."""
 
     def __init__(self):
-        self.matrices, self.images = [], []
+        self.logged, self.images = [], []
+        self.experiment = self
 
-    def log_confusion_matrix(self, key, targets, predictions, class_names):
-        self.matrices.append((key, targets, predictions, class_names))
+    def log(self, data):
+        self.logged.append(data)
 
     def log_image(self, key, images, caption):
         self.images.append((key, images, caption))
@@ -48,13 +49,15 @@ def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):
     report.on_test_epoch_end(trainer, None)
 
     logits, targets, images = torch.cat(all_logits), torch.cat(all_targets), torch.cat(all_images)
-    ((key, seen_targets, predictions, names),) = logger.matrices
+    ((key, chart),) = (item for logged in logger.logged for item in logged.items())
     assert key == "test/confusion_matrix"
-    # The pairs come from the counts of a confusion matrix, in no particular order.
-    assert Counter(zip(seen_targets, predictions, strict=True)) == Counter(
-        zip(targets.tolist(), logits.argmax(-1).tolist(), strict=True)
+    # W&B's chart holds a count for each (true, predicted) pair of class names.
+    names = ["zero", "one", "two"]
+    counts = Counter(
+        {(names.index(true), names.index(pred)): n for true, pred, n in chart.table.data if n}
     )
-    assert names == ["zero", "one", "two"]
+    assert counts == Counter(zip(targets.tolist(), logits.argmax(-1).tolist(), strict=True))
+    assert chart.table.columns == ["Actual", "Predicted", "nPredictions"]
 
     worst = F.cross_entropy(logits, targets, reduction="none").topk(3).indices
     ((_, shown, captions),) = logger.images
@@ -84,8 +87,11 @@ def test_report_shows_every_image_when_the_test_set_is_smaller_than_num_worst(mo
     report.on_test_batch_end(trainer, None, outputs, (torch.randn(2, 1, 4, 4), targets), 0)
     report.on_test_epoch_end(trainer, None)
 
-    ((_, seen_targets, predictions, _),) = logger.matrices
-    assert sorted(zip(seen_targets, predictions, strict=True)) == [(0, 0), (1, 2)]
+    ((chart,),) = (logged.values() for logged in logger.logged)
+    assert [(true, pred) for true, pred, n in chart.table.data if n] == [
+        ("zero", "zero"),
+        ("one", "two"),
+    ]
     ((_, shown, captions),) = logger.images
     assert len(shown) == 2
     assert captions[0].endswith("true one")  # the wrong answer first

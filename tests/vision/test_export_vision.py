@@ -9,9 +9,9 @@ import pytest
 import torch
 from tiny_classifier import tiny_classifier_runs
 
-from litlab.core.cli import main
+from litlab.app.cli import main
+from litlab.app.export.formats import OnnxFormat
 from litlab.core.errors import LitlabError
-from litlab.core.export.formats import OnnxFormat
 from litlab.vision.data.cifar10 import CIFAR10DataModule
 from litlab.vision.data.mnist import MNIST_MEAN, MNIST_STD, MNISTDataModule
 from litlab.vision.models.cifar_resnet import CIFARResNet

@@ -14,7 +14,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.strategies import Strategy
 
-from litlab.core.checkpoint_checks import read_checkpoint
+from litlab.core.checkpoints.checks import read_checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -29,7 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     save.
 
     A checkpoint that cannot be loaded raises a :class:`~litlab.core.errors.LitlabError` naming
-    the file (see :func:`~litlab.core.checkpoint_checks.read_checkpoint`). One already read
+    the file (see :func:`~litlab.core.checkpoints.checks.read_checkpoint`). One already read
     (``litlab`` reads a ``--ckpt_path`` once, safely, to check it) can be handed over with
     :meth:`hand_over`, so Lightning's load does not read the file again.
     """

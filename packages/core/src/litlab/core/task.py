@@ -13,7 +13,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
-from litlab.core.checkpoint_checks import stamp_checkpoint
+from litlab.core.checkpoints.checks import stamp_checkpoint
 from litlab.core.number_types import NonNegativeFloat, PositiveFloat
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
-from litlab.core.export.exporter import DEFAULT_ATOL, DEFAULT_RTOL
-from litlab.core.export.validation import ValidationResult, validate_export
+from litlab.core.export.validation import (
+    DEFAULT_ATOL,
+    DEFAULT_RTOL,
+    ValidationResult,
+    validate_export,
+)
 from litlab.nlp.adapters import is_adapted
 from litlab.nlp.pretrained import resolve_pretrained
 

@@ -1,9 +1,9 @@
-"""``litlab export``: a trained checkpoint's network as an ONNX or TorchScript file (validated
-against PyTorch) or, for Hugging Face models, a ``save_pretrained`` folder.
+"""What a task declares to be exported, and the check of an exported model against PyTorch.
 
-A task opts in by providing ``export_spec(datamodule) -> ExportSpec`` (the network and its
-inputs), or Lightning's ``example_input_array``; ``export_hf(path, datamodule)`` for
-``--format hf``. Core knows no domain package: tasks describe themselves.
+A task opts in to ``litlab export`` by providing ``export_spec(datamodule) -> ExportSpec`` (the
+network and its inputs), or Lightning's ``example_input_array``; ``export_hf(path, datamodule)``
+for ``--format hf``. Core knows no domain package: tasks describe themselves. The command
+itself is :mod:`litlab.app.export`.
 """
 
 from litlab.core.export.spec import DynamicAxis, ExportSpec, TensorSpec

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 # turn; bounded ones (a GPT's sequence length) their maximum, 3 and 1. So the exported model is
 # checked at the longest input it accepts and at short ones, with batches of one and more.
 UNBOUNDED_SIZES = (1, 3, 2)
+
+# How closely an exported model must match PyTorch unless the user says otherwise.
+DEFAULT_ATOL = 1e-4
+DEFAULT_RTOL = 1e-3
 NUM_CHECKS = len(UNBOUNDED_SIZES)
 
 ExportedRunner = Callable[[Sequence[torch.Tensor]], Sequence[torch.Tensor]]

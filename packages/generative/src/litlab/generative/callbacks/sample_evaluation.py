@@ -13,9 +13,9 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
+from litlab.core.checkpoints.run_lookup import find_checkpoint
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import ClosedUnitInterval, PositiveFloat, PositiveInt
-from litlab.core.runs import find_checkpoint
 from litlab.generative.metrics.classifier_features import ClassifierFeatures
 from litlab.generative.metrics.feature_distances import FeatureDistances
 from litlab.generative.metrics.inception_features import InceptionFeatures

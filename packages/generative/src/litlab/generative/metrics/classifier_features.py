@@ -12,10 +12,10 @@ import torch
 import yaml
 from torch import nn
 
-from litlab.core.class_paths import import_class
+from litlab.core.checkpoints.class_import import import_class
+from litlab.core.checkpoints.run_lookup import run_config_file
+from litlab.core.checkpoints.task_loading import load_task
 from litlab.core.errors import LitlabError
-from litlab.core.runs import run_config_file
-from litlab.core.task_loading import load_task
 from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
 SAVE_CLASSIFIER_HINT = (

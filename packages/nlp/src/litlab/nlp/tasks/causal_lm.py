@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics import SumMetric
 
 from litlab.core.callbacks import CSVPredictionWriter
+from litlab.core.checkpoints.state_dicts import state_dict_problems
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.module_wrappers import unwrapped_name
@@ -291,22 +292,7 @@ class CausalLanguageModel(Task):
                 f"(model.model.init_args.adapter), or load its exported adapter folder."
             )
         expected = self.trainable_state_names() if partial else set(current)
-        missing = sorted(expected - saved.keys())
-        unexpected = sorted(saved.keys() - current.keys())
-        wrong_shape = sorted(
-            f"{name} {tuple(saved[name].shape)} (model: {tuple(current[name].shape)})"
-            for name in saved.keys() & current.keys()
-            if saved[name].shape != current[name].shape
-        )
-        problems = [
-            f"{label}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
-            for label, names in (
-                (f"{len(missing)} trainable tensor(s) missing", missing),
-                (f"{len(unexpected)} unknown tensor(s)", unexpected),
-                (f"{len(wrong_shape)} tensor(s) of another shape", wrong_shape),
-            )
-            if names
-        ]
+        problems = state_dict_problems(saved, current, expected)
         if problems:
             raise LitlabError(
                 f"{source} does not match this model ({'; '.join(problems)}). Load it into "

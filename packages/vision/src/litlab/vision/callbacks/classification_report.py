@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import WandbLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from litlab.core.number_types import NonNegativeInt
-from litlab.core.tracking import WandbLogger
 
 
 class ClassificationReport(Callback):
@@ -88,7 +88,9 @@ class ClassificationReport(Callback):
                 f"true {class_names[int(target)]}"
             )
         for logger in loggers:
-            logger.log_confusion_matrix("test/confusion_matrix", targets, predictions, class_names)
+            _log_confusion_matrix(
+                logger, "test/confusion_matrix", targets, predictions, class_names
+            )
             logger.log_image("test/worst_classified", images=images, caption=captions)
 
     def _global_worst(self, trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -133,3 +135,19 @@ def _class_names(trainer: Trainer, num_classes: int) -> list[str]:
     return (
         list(names) if names and len(names) == num_classes else [str(i) for i in range(num_classes)]
     )
+
+
+def _log_confusion_matrix(
+    logger: WandbLogger,
+    key: str,
+    targets: list[int],
+    predictions: list[int],
+    class_names: list[str],
+) -> None:
+    """A W&B confusion-matrix chart of integer targets against predictions."""
+    import wandb
+
+    chart = wandb.plot.confusion_matrix(
+        y_true=targets, preds=predictions, class_names=class_names, title=key
+    )
+    logger.experiment.log({key: chart})
