@@ -14,6 +14,7 @@ from litlab.core.checkpoints.checks import (
     CheckpointError,
     check_checkpoint,
     check_config_classes,
+    check_hyperparameters,
     litlab_version,
     read_checkpoint,
     stamp_checkpoint,
@@ -215,3 +216,30 @@ def test_read_checkpoint_memory_mapped_gives_the_saved_tensors(tmp_path):
     save(path, module)
     loaded = read_checkpoint(path, mmap=True)
     torch.testing.assert_close(loaded["state_dict"], module.state_dict(), rtol=0, atol=0)
+
+
+class ForwardingTask(Task):
+    """Hands Task's optimizer arguments on through ``**kwargs``, as the domain tasks do."""
+
+    def __init__(self, width: int = 4, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = nn.Linear(3, width)
+
+
+@pytest.mark.parametrize(
+    ("hparams", "problem"),
+    [
+        ({"width": 4, "lr": 0.1, "lr_scheduler_interval": "step"}, None),
+        ({"width": 4, "removed_arg": 1}, "ForwardingTask takes no argument removed_arg"),
+    ],
+    ids=["forwarded-arguments-taken", "unknown-argument-named"],
+)
+def test_hyperparameters_check_follows_kwargs_to_the_base_task(tmp_path, hparams, problem):
+    path = tmp_path / "old.ckpt"
+    class_path = f"{ForwardingTask.__module__}.{ForwardingTask.__qualname__}"
+    checkpoint = {"hyper_parameters": {"_class_path": class_path, **hparams}}
+    if problem is None:
+        check_hyperparameters(path, checkpoint)
+        return
+    with pytest.raises(CheckpointError, match=problem):
+        check_hyperparameters(path, checkpoint)

@@ -164,21 +164,36 @@ def _arguments_not_taken(class_path: str, arguments: Mapping[str, Any], prefix: 
     except LitlabError as err:
         cause = err.__cause__
         return [f"{prefix}{class_path} cannot be imported ({type(cause).__name__}: {cause})"]
-    try:
-        parameters = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return []
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    taken = _init_arguments(cls)
     problems = [
         f"{cls.__name__} takes no argument {prefix}{key}"
         for key in arguments
-        if key not in parameters and not takes_any
+        if taken is not None and key not in taken
     ]
     for key, value in arguments.items():
         if isinstance(value, Mapping) and isinstance(value.get("class_path"), str):
             nested = value.get("init_args") or {}
             problems += _arguments_not_taken(value["class_path"], nested, f"{prefix}{key}.")
     return problems
+
+
+def _init_arguments(cls: type) -> set[str] | None:
+    """The names ``cls(...)`` takes, following ``**kwargs`` that an ``__init__`` hands on to its
+    base class's (as jsonargparse does for the CLI: tasks forward Task's optimizer arguments
+    so); None when any name may be taken."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        try:
+            parameters = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in parameters if p.kind in named and p.name != "self"}
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return names
+    return None
 
 
 def _version_note(checkpoint: Mapping[str, Any]) -> str:
