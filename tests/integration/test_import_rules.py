@@ -132,6 +132,62 @@ def test_the_scan_tells_vision_data_from_the_rest(text: str, named: bool) -> Non
     assert bool(VISION_BEYOND_DATA.search(text)) is named
 
 
+LIBRARY_AND_DOMAINS = [
+    REPO_ROOT / "packages" / "core" / "src" / "litlab" / "core",
+    *(REPO_ROOT / "packages" / name / "src" for name in ("vision", "nlp", "generative")),
+]
+APP_PATH = re.compile(r"\blitlab[./]app\b")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    nodes = [tree, *ast.walk(tree)]
+    bodies = [n.body for n in nodes if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef))]
+    return {
+        id(body[0].value)
+        for body in bodies
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    }
+
+
+def _app_paths_in_strings(source: str) -> list[str]:
+    """String constants (not docstrings) that name litlab.app: an import import-linter misses."""
+    tree = ast.parse(source)
+    docstrings = _docstrings(tree)
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and APP_PATH.search(node.value)
+    ]
+
+
+def test_library_and_domains_name_no_application_module_in_code() -> None:
+    files = [path for root in LIBRARY_AND_DOMAINS for path in sorted(root.rglob("*.py"))]
+    found = [
+        f"{path.relative_to(REPO_ROOT)}: {text!r}"
+        for path in files
+        for text in _app_paths_in_strings(path.read_text())
+    ]
+
+    assert len(files) > 100
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        ('LOGGER = "litlab.app.tracking.WandbLogger"', True),
+        ("importlib.import_module('litlab.app.cli')", True),
+        ('"""The command is litlab.app.cli."""\nX = 1', False),
+        ('X = "litlab.application"', False),
+    ],
+)
+def test_the_scan_tells_code_from_docstrings(source: str, named: bool) -> None:
+    assert bool(_app_paths_in_strings(source)) is named
+
+
 # Lightning imports torchmetrics, whose BERTScore module imports transformers' top level (tokenizer
 # utilities, about 0.7 s) whenever transformers is installed; litlab cannot stop that. What must
 # stay out is the model code (transformers.modeling_utils), peft, datasets and litlab's domains.
