@@ -32,6 +32,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litlab.app.cli_errors import describe_parse_error, find_litlab_error
 from litlab.app.console import ConsoleCLI
+from litlab.app.data_links import Stated, add_data_links, record_stated
 from litlab.app.entry_point import (
     DESCRIPTION,
     EXTRA_VERBS,
@@ -111,7 +112,9 @@ class LitlabCLI(ConsoleCLI):
     checkpoint: dict[str, Any] | None = None
     ckpt_path: str | None = None
 
-    def __init__(self, args: list[str] | None = None) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        # What the config states at each data link's target (see litlab.app.data_links).
+        self.stated_at_links: dict[str, Stated] = {}
         super().__init__(
             model_class=LightningModule,
             datamodule_class=None,
@@ -122,6 +125,7 @@ class LitlabCLI(ConsoleCLI):
             seed_everything_default=DEFAULT_SEED,
             auto_configure_optimizers=False,
             args=args,
+            run=run,
         )
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -150,6 +154,9 @@ class LitlabCLI(ConsoleCLI):
             default=[],
             help="W&B tags of the run, beside the model's domain and the subcommand.",
         )
+        # What the data knows (num_classes, image shape, vocab_size) reaches the task and its
+        # network here, and only here.
+        add_data_links(parser, self.stated_at_links)
 
     # ----- parsing
 
@@ -196,6 +203,7 @@ class LitlabCLI(ConsoleCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
+        record_stated(config, self.stated_at_links)
         # Values Lightning would refuse late, and hardware this machine lacks: before anything
         # is built. The ranks Lightning launches inherit the run folder: only the first warns.
         check_trainer_values(config.trainer)
