@@ -75,12 +75,12 @@ def test_resolve_rules():
     assert value(10, 10, 100) == 100  # a default is no choice
     assert value(None, None, 10) is None  # an optional feature left off stays off
     assert value([1, 28, 28], (1, 28, 28), (1, 28, 28)) == (1, 28, 28)
-    assert value(20000, REQUIRED, 15000, fact="vocab_size") == 20000
+    assert value(32, REQUIRED, 15000, fact="vocab_size") == 32  # the data's is a cap
     assert value(7, REQUIRED, None) == 7  # the data does not know: the config decides
     with pytest.raises(DataLinkError, match="t is not set, and the data"):
         value(None, REQUIRED, None)
-    with pytest.raises(DataLinkError, match="use data with vocab_size 10"):
-        value(10, REQUIRED, 65, fact="vocab_size")
+    with pytest.raises(DataLinkError, match="use data with num_classes 7"):
+        value(7, 10, 10)
 
 
 def test_every_link_names_a_data_fact_and_the_network_path_is_in_one_place():

@@ -27,12 +27,17 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import (
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+    _InstantiatorFn,
+)
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litlab.app.cli_errors import describe_parse_error, find_litlab_error
 from litlab.app.console import ConsoleCLI
-from litlab.app.data_links import Stated, add_data_links, record_stated
+from litlab.app.data_links import DATA_LINKS, Stated, add_data_links, record_stated
 from litlab.app.entry_point import (
     DESCRIPTION,
     EXTRA_VERBS,
@@ -200,6 +205,12 @@ class LitlabCLI(ConsoleCLI):
         return self.config[subcommand] if subcommand else self.config
 
     # ----- instantiation
+
+    def _add_instantiators(self) -> None:
+        super()._add_instantiators()
+        self.parser.add_instantiator(
+            _TaskInstantiator(cli=self, key="model"), LightningModule, subclasses=True
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
@@ -380,6 +391,21 @@ class LitlabCLI(ConsoleCLI):
             )
         # The shell's code for a process killed by that signal: scripts see it did not finish.
         sys.exit(128 + stop_signal)
+
+
+class _TaskInstantiator(_InstantiatorFn):
+    """Lightning's instantiator of the task, which records the values links gave as the task's
+    hyperparameters, less the data links whose target the chosen classes do not take
+    (jsonargparse counts those as applied though it set nothing; as hyperparameters they would
+    make the checkpoint name arguments its classes lack)."""
+
+    def __call__(
+        self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any
+    ) -> Any:
+        stated = self.cli.stated_at_links
+        skipped = {target for _, target in DATA_LINKS if target not in stated}
+        links = {k: v for k, v in applied_instantiation_links.items() if k not in skipped}
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
 
 
 def with_run_config(argv: list[str]) -> list[str]:

@@ -15,8 +15,9 @@ What a config may still state at a link target:
   the data's value (a default is not a choice; the network would not fit the data);
 - ``null`` where the parameter's default is ``None`` (an optional feature left off, such as the
   class conditioning of ``UNet.num_classes``): kept;
-- any other value: an error that names the key, both values and the fix, except that a
-  ``vocab_size`` may exceed the data's (spare embedding rows do no harm).
+- any other value: an error that names the key, both values and the fix; except a
+  ``vocab_size``, which is kept: the data's may be a cap (a word-level tokenizer learns at most
+  that many words), and the tasks refuse, at setup, a network smaller than the tokenizer.
 
 So an explicit value is never silently replaced. Built from Python, a task and its network
 take every value as given.
@@ -52,8 +53,8 @@ DATA_LINKS: tuple[tuple[str, str], ...] = (
     ("vocab_size", f"{NETWORK}.init_args.vocab_size"),
 )
 
-# Facts a config may exceed at the target (every other one must match).
-AT_LEAST = frozenset({"vocab_size"})
+# Facts where a value the config states is kept (every other one must match the data's).
+CONFIG_DECIDES = frozenset({"vocab_size"})
 
 REQUIRED = inspect.Parameter.empty
 
@@ -116,7 +117,7 @@ def resolve(fact: str, target: str, stated: Stated, data_value: Any, data_name: 
         return data_value if stated.default is REQUIRED else None
     if value == data_value:
         return data_value
-    if fact in AT_LEAST and isinstance(value, int) and value > data_value:
+    if fact in CONFIG_DECIDES:
         return stated.value
     if stated.default is not REQUIRED and value == _plain(stated.default):
         return data_value
