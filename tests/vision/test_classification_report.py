@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
+from litlab.core.data_facts import DataFacts
 from litlab.vision.callbacks.classification_report import ClassificationReport
 
 
@@ -25,7 +26,8 @@ class FakeTrainer:
     def __init__(self, logger):
         self.loggers = [logger]
         self.strategy = SingleDeviceStrategy(torch.device("cpu"))
-        self.datamodule = type("DM", (), {"classes": ("zero", "one", "two")})()
+        facts = DataFacts(classes=("zero", "one", "two"))
+        self.datamodule = type("DM", (), {"data_facts": facts})()
 
 
 def test_report_keeps_the_highest_loss_images_and_all_predictions(monkeypatch):

@@ -27,11 +27,17 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import (
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+    _InstantiatorFn,
+)
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litlab.app.cli_errors import describe_parse_error, find_litlab_error
 from litlab.app.console import ConsoleCLI
+from litlab.app.data_links import DATA_LINKS, Stated, add_data_links, record_stated
 from litlab.app.entry_point import (
     DESCRIPTION,
     EXTRA_VERBS,
@@ -111,7 +117,9 @@ class LitlabCLI(ConsoleCLI):
     checkpoint: dict[str, Any] | None = None
     ckpt_path: str | None = None
 
-    def __init__(self, args: list[str] | None = None) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        # What the config states at each data link's target (see litlab.app.data_links).
+        self.stated_at_links: dict[str, Stated] = {}
         super().__init__(
             model_class=LightningModule,
             datamodule_class=None,
@@ -122,6 +130,7 @@ class LitlabCLI(ConsoleCLI):
             seed_everything_default=DEFAULT_SEED,
             auto_configure_optimizers=False,
             args=args,
+            run=run,
         )
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -150,6 +159,9 @@ class LitlabCLI(ConsoleCLI):
             default=[],
             help="W&B tags of the run, beside the model's domain and the subcommand.",
         )
+        # What the data knows (num_classes, image shape, vocab_size) reaches the task and its
+        # network here, and only here.
+        add_data_links(parser, self.stated_at_links)
 
     # ----- parsing
 
@@ -194,8 +206,15 @@ class LitlabCLI(ConsoleCLI):
 
     # ----- instantiation
 
+    def _add_instantiators(self) -> None:
+        super()._add_instantiators()
+        self.parser.add_instantiator(
+            _TaskInstantiator(cli=self, key="model"), LightningModule, subclasses=True
+        )
+
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
+        record_stated(config, self.stated_at_links)
         # Values Lightning would refuse late, and hardware this machine lacks: before anything
         # is built. The ranks Lightning launches inherit the run folder: only the first warns.
         check_trainer_values(config.trainer)
@@ -372,6 +391,21 @@ class LitlabCLI(ConsoleCLI):
             )
         # The shell's code for a process killed by that signal: scripts see it did not finish.
         sys.exit(128 + stop_signal)
+
+
+class _TaskInstantiator(_InstantiatorFn):
+    """Lightning's instantiator of the task, which records the values links gave as the task's
+    hyperparameters, less the data links whose target the chosen classes do not take
+    (jsonargparse counts those as applied though it set nothing; as hyperparameters they would
+    make the checkpoint name arguments its classes lack)."""
+
+    def __call__(
+        self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any
+    ) -> Any:
+        stated = self.cli.stated_at_links
+        skipped = {target for _, target in DATA_LINKS if target not in stated}
+        links = {k: v for k, v in applied_instantiation_links.items() if k not in skipped}
+        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
 
 
 def with_run_config(argv: list[str]) -> list[str]:

@@ -113,7 +113,7 @@ class ClassificationTask(Task):
         if ids is not None:
             rows["id"] = ids
         rows["label"] = label
-        names = getattr(self.trainer.datamodule, "classes", None) if self._trainer else None
+        names = self.data_facts.classes
         if names:
             rows["class_name"] = [names[i] for i in label.tolist()]
         rows["probability"] = confidence

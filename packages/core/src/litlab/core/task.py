@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from litlab.core.checkpoints.checks import stamp_checkpoint
+from litlab.core.data_facts import DataFacts, data_facts_of
 from litlab.core.number_types import NonNegativeFloat, PositiveFloat
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,13 @@ class Task(LightningModule):
         self.lr_scheduler_factory = lr_scheduler
         self.lr_scheduler_interval = lr_scheduler_interval
         self.decay_norm_and_bias = decay_norm_and_bias
+
+    @property
+    def data_facts(self) -> DataFacts:
+        """What the trainer's DataModule knows (:class:`~litlab.core.data_facts.DataFacts`):
+        the one way a task reads its data's classes, shapes, vocabulary or tokenizer. Empty
+        (every field None) without a trainer or a DataModule that provides them."""
+        return data_facts_of(self.trainer.datamodule if self._trainer is not None else None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # `--ckpt_path` checks name the task and litlab version a checkpoint came from.

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from litlab.core.data_facts import data_facts_of
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.export.validation import (
@@ -77,7 +78,7 @@ def _check_spec(network: nn.Module, config: Any) -> ExportSpec:
 
 
 def _tokenizer(model: nn.Module, datamodule: Any) -> PreTrainedTokenizerBase | None:
-    name = getattr(datamodule, "tokenizer_name", None) or model.config.name_or_path
+    name = data_facts_of(datamodule).tokenizer_name or model.config.name_or_path
     if not name:
         log.warning(
             "No tokenizer saved with the model: the data names none (a tokenizer learnt in "

@@ -14,6 +14,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from litlab.core.checkpoints.run_lookup import find_checkpoint
+from litlab.core.data_facts import DataFacts, data_facts_of
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import ClosedUnitInterval, PositiveFloat, PositiveInt
 from litlab.generative.metrics.classifier_features import ClassifierFeatures
@@ -167,7 +168,7 @@ class SampleEvaluation(Callback):
             ) from err
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._scale, self._shift = _unit_range(trainer.datamodule, pl_module.device)
+        self._scale, self._shift = _unit_range(data_facts_of(trainer.datamodule), pl_module.device)
         self._image_shape: tuple[int, ...] | None = None
         for module in (self._features, self._classifier_net):
             if module is not None:
@@ -284,7 +285,7 @@ class SampleEvaluation(Callback):
         histogram = self.results.get("label_histogram")
         if histogram is None:
             return
-        names = getattr(trainer.datamodule, "classes", None)
+        names = data_facts_of(trainer.datamodule).classes
         if not names or len(names) != len(histogram):
             names = [str(label) for label in range(len(histogram))]
         rows = [[str(n), share] for n, share in zip(names, histogram, strict=True)]
@@ -293,20 +294,19 @@ class SampleEvaluation(Callback):
                 logger.log_table("test/label_histogram", columns=["label", "share"], data=rows)
 
 
-def _unit_range(datamodule: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale, shift) with images * scale + shift in [0, 1], from the datamodule's pixel_range."""
-    pixel_range = getattr(datamodule, "pixel_range", None)
+def _unit_range(facts: DataFacts, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) with images * scale + shift in [0, 1], from the data's pixel_range."""
+    pixel_range = facts.pixel_range
     if pixel_range in PIXEL_RANGE_STATISTICS:
         mean, std = PIXEL_RANGE_STATISTICS[pixel_range]
         scale, shift = [std], [mean]
-    elif pixel_range == "standardized":
-        scale, shift = list(datamodule.std), list(datamodule.mean)
+    elif pixel_range == "standardized" and facts.mean is not None and facts.std is not None:
+        scale, shift = list(facts.std), list(facts.mean)
     else:
         raise LitlabError(
             f"SampleEvaluation maps the test images to [0, 1] by the datamodule's pixel_range "
-            f"('unit', 'symmetric' or 'standardized'); the datamodule "
-            f"({type(datamodule).__name__}) has {pixel_range!r}. Use a litlab.vision image "
-            f"datamodule."
+            f"('unit', 'symmetric' or 'standardized', with its mean and std); the data has "
+            f"{pixel_range!r}. Use a litlab.vision image datamodule."
         )
     return (
         torch.tensor(scale, device=device).view(1, -1, 1, 1),

@@ -197,7 +197,7 @@ class DiffusionModel(Task):
         return [SampleWriter(grid_size=nrow * 8, nrow=nrow)]
 
     def setup(self, stage: str) -> None:
-        pixel_range = getattr(self.trainer.datamodule, "pixel_range", "symmetric")
+        pixel_range = self.data_facts.pixel_range or "symmetric"
         if pixel_range != "symmetric":
             raise LitlabError(
                 f"DiffusionModel needs images in [-1, 1] but the data gives pixel_range="

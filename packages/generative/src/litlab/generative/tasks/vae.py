@@ -132,14 +132,14 @@ class VAETask(Task):
         return [VAEPictures(every_n_epochs=self.pictures_every_n_epochs)]
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        pixel_range = getattr(datamodule, "pixel_range", "unit")
+        facts = self.data_facts
+        pixel_range = facts.pixel_range or "unit"
         if pixel_range != "unit":
             raise LitlabError(
                 f"a VAE models pixels in [0, 1], but the data has pixel_range={pixel_range!r}. "
                 "Set data.init_args.pixel_range: unit."
             )
-        image_shape = getattr(datamodule, "image_shape", None)
+        image_shape = facts.image_shape
         if image_shape is not None and tuple(image_shape) != self.model.image_shape:
             raise LitlabError(
                 f"the data has images of shape {tuple(image_shape)} but the model was built for "

@@ -12,6 +12,8 @@ from typing import Any
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from litlab.core.data_facts import data_facts_of
+
 log = logging.getLogger(__name__)
 
 # The task attribute that holds the exported network.
@@ -86,7 +88,7 @@ class HFExport(Callback):
         self, trainer: Trainer, model: Any, checkpoint: dict[str, Any], checkpoint_path: str | Path
     ) -> None:
         target = self.export_dir(checkpoint_path, model.is_adapted)
-        tokenizer = None if model.is_adapted else getattr(trainer.datamodule, "tokenizer", None)
+        tokenizer = None if model.is_adapted else data_facts_of(trainer.datamodule).tokenizer
         # The weights come from the checkpoint being written, not from the live model: only
         # rank 0 gets here, and under FSDP the live weights are shards that every rank would
         # have to gather together (the checkpoint's are gathered already).

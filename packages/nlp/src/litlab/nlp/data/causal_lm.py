@@ -16,6 +16,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from litlab.core.data_facts import DataFacts
 from litlab.core.data_root import resolve_data_dir
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
@@ -147,6 +148,17 @@ class CausalLMDataModule(LightningDataModule):
         return self._tokenizer
 
     @property
+    def data_facts(self) -> DataFacts:
+        """What the task and its network take from this data (see litlab.core.data_facts): a
+        BPE's vocab_size, the block size, and the tokenizer once loaded (setup loads it)."""
+        return DataFacts(
+            vocab_size=self.bpe_vocab_size,
+            block_size=self.block_size,
+            tokenizer_name=self.tokenizer_name,
+            tokenizer=self._tokenizer,
+        )
+
+    @property
     def pad_token_id(self) -> int:
         tokenizer = self.tokenizer
         for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
@@ -162,6 +174,8 @@ class CausalLMDataModule(LightningDataModule):
         self._build_splits()
 
     def setup(self, stage: str) -> None:
+        if self.tokenizer_name is not None:
+            self.tokenizer  # noqa: B018 (loads it: the task reads it from data_facts)
         if self.train_dataset is None:
             self.train_dataset, self.val_dataset = self._build_splits()
             log.info(

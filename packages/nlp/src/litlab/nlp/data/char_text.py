@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from litlab.core.data_facts import DataFacts
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, OpenUnitInterval, PositiveInt
@@ -130,7 +131,7 @@ class CharTextDataModule(LightningDataModule):
     """Characters of a plain-text file as token ids, for next-character prediction.
 
     The vocabulary is the sorted set of the file's characters (``vocabulary``, with
-    ``encode``/``decode``; a task reaches it as ``trainer.datamodule.vocabulary``). The first
+    ``encode``/``decode``; a task reaches it as ``data_facts.vocabulary``). The first
     ``1 - val_fraction`` of the text trains and the rest validates (a contiguous split, as in
     nanoGPT, so no validation text is seen in training).
 
@@ -257,6 +258,14 @@ class CharTextDataModule(LightningDataModule):
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary)
+
+    @property
+    def data_facts(self) -> DataFacts:
+        """What the task and its network take from this data (see litlab.core.data_facts); the
+        vocabulary is the text's characters, so this reads the text file (once)."""
+        return DataFacts(
+            vocab_size=self.vocab_size, block_size=self.block_size, vocabulary=self.vocabulary
+        )
 
     def encode(self, text: str) -> torch.Tensor:
         return self.vocabulary.encode(text)

@@ -15,6 +15,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from litlab.core.data_facts import DataFacts
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import NonNegativeInt, PositiveInt
@@ -149,6 +150,19 @@ class TextClassificationDataModule(LightningDataModule):
     def num_classes(self) -> int | None:
         """Number of classes: ``len(classes)``, else the largest label seen + 1 (after setup)."""
         return len(self.classes) if self.classes else self._inferred_num_classes
+
+    @property
+    def data_facts(self) -> DataFacts:
+        """What the task and its network take from this data (see litlab.core.data_facts):
+        the word-level tokenizer's vocab_size (a pretrained tokenizer goes with its model's
+        own), and the tokenizer itself once set up."""
+        return DataFacts(
+            num_classes=self.num_classes,
+            classes=tuple(self.classes) if self.classes else None,
+            vocab_size=self.vocab_size if self.tokenizer_name is None else None,
+            tokenizer_name=self.tokenizer_name,
+            tokenizer=self.tokenizer,
+        )
 
     # ----- loading
 

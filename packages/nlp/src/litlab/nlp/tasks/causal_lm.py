@@ -144,7 +144,6 @@ class CausalLanguageModel(Task):
         """Token ids or positions beyond the model's embeddings fail deep inside the forward
         pass with a bare IndexError; say which setting is wrong instead."""
         config = getattr(self.model, "config", None)
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
         vocab_size = getattr(config, "vocab_size", None)
         tokenizer = self._tokenizer(required=False)
         if tokenizer is not None and vocab_size is not None and len(tokenizer) > vocab_size:
@@ -154,7 +153,7 @@ class CausalLanguageModel(Task):
                 f"vocab_size of at least {len(tokenizer)} (or the tokenizer it was trained with)."
             )
         positions = getattr(config, "max_position_embeddings", None)
-        block_size = getattr(datamodule, "block_size", None)
+        block_size = self.data_facts.block_size
         if positions is not None and block_size is not None and block_size > positions:
             raise LitlabError(
                 f"data.block_size={block_size} is longer than the model's context of "
@@ -255,8 +254,7 @@ class CausalLanguageModel(Task):
         return self.model.generate(input_ids, attention_mask=attention_mask, **settings)
 
     def _tokenizer(self, required: bool) -> Any:
-        datamodule = self.trainer.datamodule if self._trainer is not None else None
-        tokenizer = getattr(datamodule, "tokenizer", None)
+        tokenizer = self.data_facts.tokenizer
         if tokenizer is None and required:
             raise LitlabError(
                 "generating text needs a tokenizer: use a DataModule with a tokenizer, such as "

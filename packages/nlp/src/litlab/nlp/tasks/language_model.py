@@ -47,9 +47,10 @@ class LanguageModel(Task):
     settings are not saved in checkpoints: ``litlab predict`` takes them from the config and
     the command line (``--model.temperature 0.8``).
 
-    The datamodule provides ``vocabulary`` (``len``, ``decode`` and ``chars``, the token strings
-    in id order), as :class:`~litlab.nlp.data.char_text.CharTextDataModule` does. The vocabulary
-    is saved in checkpoints, and a checkpoint used with another vocabulary is refused.
+    The data's facts give the ``vocabulary`` (``len``, ``decode`` and ``chars``, the token
+    strings in id order), as :class:`~litlab.nlp.data.char_text.CharTextDataModule` does. The
+    vocabulary is saved in checkpoints, and a checkpoint used with another vocabulary is
+    refused.
     """
 
     monitor = "val/loss"
@@ -144,8 +145,8 @@ class LanguageModel(Task):
     # ----- the vocabulary
 
     def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule
-        data_block_size = getattr(datamodule, "block_size", None)
+        facts = self.data_facts
+        data_block_size = facts.block_size
         model_block_size = getattr(self.model, "block_size", None)
         if data_block_size and model_block_size and data_block_size > model_block_size:
             raise LitlabError(
@@ -154,7 +155,7 @@ class LanguageModel(Task):
                 f"{model_block_size}, or model.init_args.model.init_args.block_size to "
                 f"{data_block_size}."
             )
-        vocabulary = getattr(datamodule, "vocabulary", None)
+        vocabulary = facts.vocabulary
         if vocabulary is None:
             return
         model_vocab_size = getattr(self.model, "vocab_size", None)

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from litlab.core.classification_task import ClassificationTask
+from litlab.core.data_facts import DataFacts
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.number_types import (
@@ -97,25 +98,23 @@ class TextClassifier(ClassificationTask):
     # ----- set-up checks
 
     def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        if datamodule is None:
-            return
-        self._check_data(datamodule)
-        tokenizer = getattr(datamodule, "tokenizer", None)
+        facts = self.data_facts
+        self._check_data(facts)
+        tokenizer = facts.tokenizer
         # Word vectors are looked up by the data's vocabulary, known only now. Resuming or
         # testing from a checkpoint overwrites them with the trained embeddings afterwards.
         if stage == "fit" and tokenizer is not None and hasattr(self.model, "load_word_vectors"):
             self.model.load_word_vectors(tokenizer.get_vocab())
 
-    def _check_data(self, datamodule: Any) -> None:
-        data_classes = getattr(datamodule, "num_classes", None)
+    def _check_data(self, facts: DataFacts) -> None:
+        data_classes = facts.num_classes
         if data_classes is not None and data_classes > self.num_classes:
             raise LitlabError(
                 f"the data has labels up to {data_classes - 1}, out of range for "
                 f"num_classes={self.num_classes}. Set model.init_args.num_classes (and the "
                 f"network's num_classes/num_labels) to {data_classes}."
             )
-        tokenizer = getattr(datamodule, "tokenizer", None)
+        tokenizer = facts.tokenizer
         model_vocab = getattr(self.model, "vocab_size", None)
         if tokenizer is not None and model_vocab is not None and len(tokenizer) > model_vocab:
             raise LitlabError(

@@ -9,6 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from litlab.core.data_facts import data_facts_of
 from litlab.core.number_types import NonNegativeInt
 
 
@@ -131,7 +132,7 @@ def _displayable(image: torch.Tensor) -> Any:
 
 
 def _class_names(trainer: Trainer, num_classes: int) -> list[str]:
-    names = getattr(trainer.datamodule, "classes", None)
+    names = data_facts_of(trainer.datamodule).classes
     return (
         list(names) if names and len(names) == num_classes else [str(i) for i in range(num_classes)]
     )

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, random_split
 from torchvision.datasets import VisionDataset
 from torchvision.transforms import v2
 
+from litlab.core.data_facts import DataFacts
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
 from litlab.core.errors import LitlabError
 from litlab.core.number_types import (
@@ -202,6 +203,18 @@ class ImageClassificationDataModule(LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def data_facts(self) -> DataFacts:
+        """What the task and its network take from this data (see litlab.core.data_facts)."""
+        return DataFacts(
+            num_classes=self.num_classes,
+            classes=tuple(self.classes),
+            image_shape=tuple(self.image_shape),
+            mean=tuple(self.mean),
+            std=tuple(self.std),
+            pixel_range=self.pixel_range,
+        )
 
     @property
     def augments(self) -> bool:

@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from litlab.core.classification_task import ClassificationTask
+from litlab.core.data_facts import data_facts_of
 from litlab.core.errors import LitlabError
 from litlab.core.export import DynamicAxis, ExportSpec, TensorSpec
 from litlab.core.hparams import module_args_to_ignore
@@ -112,8 +113,7 @@ class ImageClassifier(ClassificationTask):
         return callbacks
 
     def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule if self._trainer else None
-        image_shape = getattr(datamodule, "image_shape", None)
+        image_shape = self.data_facts.image_shape
         if image_shape is None:
             return
         if mismatches := _input_mismatches(self.model, tuple(image_shape)):
@@ -168,7 +168,8 @@ class ImageClassifier(ClassificationTask):
         """``litlab export``: the network, from images ``(batch, C, H, W)`` normalised as the
         DataModule does to logits ``(batch, num_classes)``. The sidecar gets the
         normalisation and the class names when the DataModule has them."""
-        image_shape = getattr(datamodule, "image_shape", None) or _network_image_shape(self.model)
+        facts = data_facts_of(datamodule)
+        image_shape = facts.image_shape or _network_image_shape(self.model)
         if image_shape is None:
             raise LitlabError(
                 f"{type(self).__name__} cannot be exported: the shape of its input images is "
@@ -177,14 +178,14 @@ class ImageClassifier(ClassificationTask):
                 f"config.yaml names the data) or give the training config with -c."
             )
         metadata: dict[str, Any] = {}
-        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
+        mean, std = facts.mean, facts.std
         if mean is not None and std is not None:
             metadata["preprocessing"] = {
                 "pixels": "float32 in [0, 1] (uint8 / 255), then (x - mean) / std per channel",
                 "mean": list(mean),
                 "std": list(std),
             }
-        if classes := getattr(datamodule, "classes", None):
+        if classes := facts.classes:
             metadata["class_names"] = list(classes)
         batch = DynamicAxis("batch")
         return ExportSpec(
