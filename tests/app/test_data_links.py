@@ -104,3 +104,12 @@ def test_tasks_and_callbacks_read_the_data_only_through_its_facts():
     pattern = re.compile(r"getattr\((self\.)?(trainer\.)?datamodule\b|datamodule\.(classes|mean)")
     offenders = [p.name for p in sources if pattern.search(p.read_text())]
     assert offenders == ["data_facts.py"]
+
+
+def test_the_task_hyperparameters_hold_only_the_links_its_classes_take(tmp_path):
+    """Skipped links would make the checkpoint name arguments SmallCNN lacks (refused on
+    resume)."""
+    hparams = build(tmp_path).hparams
+    network = hparams["model"]["init_args"]
+    assert (network["in_channels"], network["image_size"], network["num_classes"]) == (1, 28, 10)
+    assert not {"num_labels", "in_features", "image_shape", "vocab_size"} & network.keys()

@@ -31,13 +31,12 @@ from lightning.pytorch.cli import (
     LightningArgumentParser,
     LightningCLI,
     SaveConfigCallback,
-    _InstantiatorFn,
 )
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from litlab.app.cli_errors import describe_parse_error, find_litlab_error
 from litlab.app.console import ConsoleCLI
-from litlab.app.data_links import DATA_LINKS, Stated, add_data_links, record_stated
+from litlab.app.data_links import Stated, add_data_links, drop_skipped_links, record_stated
 from litlab.app.entry_point import (
     DESCRIPTION,
     EXTRA_VERBS,
@@ -206,11 +205,8 @@ class LitlabCLI(ConsoleCLI):
 
     # ----- instantiation
 
-    def _add_instantiators(self) -> None:
-        super()._add_instantiators()
-        self.parser.add_instantiator(
-            _TaskInstantiator(cli=self, key="model"), LightningModule, subclasses=True
-        )
+    def after_instantiate_classes(self) -> None:
+        drop_skipped_links(self.model.hparams, self.stated_at_links)
 
     def before_instantiate_classes(self) -> None:
         config = self._subconfig()
@@ -391,21 +387,6 @@ class LitlabCLI(ConsoleCLI):
             )
         # The shell's code for a process killed by that signal: scripts see it did not finish.
         sys.exit(128 + stop_signal)
-
-
-class _TaskInstantiator(_InstantiatorFn):
-    """Lightning's instantiator of the task, which records the values links gave as the task's
-    hyperparameters, less the data links whose target the chosen classes do not take
-    (jsonargparse counts those as applied though it set nothing; as hyperparameters they would
-    make the checkpoint name arguments its classes lack)."""
-
-    def __call__(
-        self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any
-    ) -> Any:
-        stated = self.cli.stated_at_links
-        skipped = {target for _, target in DATA_LINKS if target not in stated}
-        links = {k: v for k, v in applied_instantiation_links.items() if k not in skipped}
-        return super().__call__(class_type, *args, applied_instantiation_links=links, **kwargs)
 
 
 def with_run_config(argv: list[str]) -> list[str]:

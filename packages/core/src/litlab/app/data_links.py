@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,27 @@ def record_stated(config: Namespace, stated: dict[str, Stated]) -> None:
         init_args = owner.get("init_args")
         value = init_args.get(name) if isinstance(init_args, Namespace) else None
         stated[target] = Stated(value, parameter.default, class_path.rsplit(".", 1)[-1])
+
+
+def drop_skipped_links(hparams: MutableMapping[str, Any], stated: Mapping[str, Stated]) -> None:
+    """Takes out of the task's ``hparams`` what the links whose target the chosen classes do
+    not take put there.
+
+    jsonargparse reports such a link as applied though it set nothing, and LightningCLI records
+    every applied link among the task's hyperparameters (``hparams`` is the task's public
+    dict, the one Lightning saves in checkpoints): left there, a checkpoint would name
+    arguments its classes lack (``LanguageModel`` and ``num_classes``), and its check on resume
+    would refuse it.
+    """
+    for _, target in DATA_LINKS:
+        if target in stated:
+            continue
+        *parents, name = target.removeprefix(f"{TASK}.init_args.").split(".")
+        node: Any = hparams
+        for key in parents:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, MutableMapping):
+            node.pop(name, None)
 
 
 def resolve(fact: str, target: str, stated: Stated, data_value: Any, data_name: str) -> Any:
