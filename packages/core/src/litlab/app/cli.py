@@ -59,6 +59,7 @@ from litlab.core.checkpoints.run_lookup import (
     run_config_file,
     run_dir_of_checkpoint,
 )
+from litlab.core.checkpoints.upgrade import upgrade_config_text
 from litlab.core.errors import LitlabError
 from litlab.core.launch_form import as_launched
 
@@ -404,7 +405,21 @@ def with_run_config(argv: list[str]) -> list[str]:
         )
     log.info("Using the config of the checkpoint's run: %s", config_file)
     at = subcommand + 1
-    return [*argv[:at], "-c", str(config_file), *argv[at:]]
+    return [*argv[:at], "-c", run_config_argument(config_file), *argv[at:]]
+
+
+def run_config_argument(config_file: Path) -> str:
+    """What ``-c`` gets for a run's saved config: its path, or, for a config of an earlier
+    litlab (renamed keys, moved classes; see :mod:`litlab.core.checkpoints.upgrade`), its text
+    upgraded (jsonargparse's ``-c`` takes a YAML string too). The file stays as it is."""
+    text, changes = upgrade_config_text(config_file.read_text())
+    if not changes:
+        return str(config_file)
+    log.info(
+        "%s was written by an earlier litlab; read as this one writes it (%s)",
+        config_file, "; ".join(changes),
+    )  # fmt: skip
+    return text
 
 
 def _option_values(argv: list[str]) -> dict[str, str]:

@@ -136,7 +136,7 @@ class ClassifierFeatures(nn.Module):
         task = load_task(path, checkpoint, how_to_save=SAVE_CLASSIFIER_HINT)
         if mean is None or std is None:
             mean, std = _saved_normalisation(path, checkpoint, run_config)
-        network = getattr(task, "model", task)
+        network = getattr(task, "network", task)
         return cls(network, mean, std, name or run_config.get("experiment") or path.stem)
 
 

@@ -15,7 +15,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 log = logging.getLogger(__name__)
 
 # The task attribute that holds the exported network.
-MODEL_ATTRIBUTE = "model"
+MODEL_ATTRIBUTE = "network"
 
 
 class HFExport(Callback):
@@ -77,7 +77,7 @@ class HFExport(Callback):
         source_ckpt = checkpoint and (checkpoint.best_model_path or checkpoint.last_model_path)
         if not source_ckpt or not trainer.is_global_zero:
             return
-        source = self.export_dir(source_ckpt, pl_module.model.is_adapted)
+        source = self.export_dir(source_ckpt, pl_module.network.is_adapted)
         target = Path(self.publish_dir)
         _replace_dir(target, lambda tmp: shutil.copytree(source, tmp))
         log.info("Published %s to %s", source, target)
