@@ -53,7 +53,7 @@ def quick(data: Path, *, logger: bool = False) -> list[str]:
 
 def tiny_mlp(data: Path, *, logger: bool = False) -> list[str]:
     return ["-c", str(EXPERIMENTS / "mnist_mlp.yaml"), *quick(data, logger=logger),
-            "--model.model.init_args.hidden_features", "[16]"]  # fmt: skip
+            "--model.network.init_args.hidden_features", "[16]"]  # fmt: skip
 
 
 def fitted_mlp(data: Path) -> Path:
@@ -100,7 +100,7 @@ def test_a_checkpoint_alone_brings_its_runs_config_and_overrides_apply(fake_mnis
     last = fitted_mlp(fake_mnist)
     cli = LitlabCLI(args=["test", "--ckpt_path", str(last), "--model.lr", "0.5"])
     # The network of the run (16 hidden units, not the preset's), the override on top.
-    assert cli.model.model.mlp[0].out_features == 16
+    assert cli.model.network.mlp[0].out_features == 16
     assert cli.model.hparams.lr == 0.5
     assert cli.run_dir.parent == Path("runs/mnist_mlp")  # filed under the run's experiment
     assert cli.trainer.ckpt_path == str(last)
@@ -153,7 +153,7 @@ def test_a_command_that_fails_before_its_first_step_leaves_nothing(fake_mnist, t
     assert "no images in empty" in message
     assert run_folders("mnist_mlp") == []
     # Failing at the first training batch, after W&B started, leaves nothing either.
-    message = one_line_error("fit", *args, "--model.model.init_args.in_features", "100")
+    message = one_line_error("fit", *args, "--model.network.init_args.in_features", "100")
     assert "the data gives images of shape (1, 28, 28)" in message
     assert run_folders("mnist_mlp") == []
 
