@@ -79,7 +79,8 @@ def test_checkpoint_of_another_model_class(tmp_path):
     path = save_task(tmp_path / "cnn.ckpt", SmallCNN(channels=[4], hidden=8))
     message = run_cli_error("test", *TINY_MLP, "--ckpt_path", str(path))
     assert f"checkpoint {path} does not fit the model the config builds" in message
-    assert "missing from it: network.mlp.0.bias, network.mlp.0.weight, network.mlp.3.bias" in message
+    missing = "missing from it: network.mlp.0.bias, network.mlp.0.weight, network.mlp.3.bias"
+    assert missing in message
     assert "it was made by ImageClassifier(SmallCNN), the config builds " in message
     assert "ImageClassifier(MLPClassifier)" in message
 
