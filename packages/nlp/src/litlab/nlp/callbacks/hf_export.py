@@ -26,7 +26,7 @@ class HFExport(Callback):
 
     ``publish_dir`` also copies the final best (else last) export to a fixed folder at the end
     of training, so that a later config can name the result of this run (e.g. as the base
-    model of a fine-tuning run). The task's ``model`` needs ``save_pretrained(path, tokenizer,
+    model of a fine-tuning run). The task's ``network`` needs ``save_pretrained(path, tokenizer,
     state_dict)`` and ``is_adapted``, as :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`
     has; other models are not exported. The weights written are the checkpoint's, so the
     export is the same under FSDP, where the live weights are shards.
