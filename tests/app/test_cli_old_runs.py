@@ -69,8 +69,8 @@ def make_old(checkpoint_path: Path) -> None:
     torch.save(checkpoint, checkpoint_path)
 
 
-def metrics_of_test(checkpoint: Path) -> dict[str, float]:
-    cli = LitlabCLI(args=["test", "--ckpt_path", str(checkpoint)])
+def metrics_of_test(checkpoint: Path, *args: str) -> dict[str, float]:
+    cli = LitlabCLI(args=["test", *args, "--ckpt_path", str(checkpoint)])
     os.environ.pop(RUN_DIR_ENV_VAR, None)
     return {name: float(value) for name, value in cli.trainer.callback_metrics.items()}
 
@@ -87,6 +87,9 @@ def test_an_old_run_tests_as_it_did(fitted_run, caplog):
     assert after == before
     assert f"{config_file} was written by an earlier litlab" in caplog.text
     assert "model.init_args.model -> model.init_args.network" in caplog.text
+    # Named with -c, as the --ckpt_path messages suggest, the run's config is upgraded too.
+    assert metrics_of_test(fitted_run, "-c", str(config_file)) == before
+    assert metrics_of_test(fitted_run, f"--config={config_file}") == before
     # The run's files are read upgraded, never rewritten.
     assert (config_file.read_text(), fitted_run.read_bytes()) == old_files
 

@@ -55,6 +55,7 @@ from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
 from litlab.core.checkpoints.checks import check_checkpoint, check_hyperparameters, read_checkpoint
 from litlab.core.checkpoints.run_lookup import (
     CHECKPOINT_ALIASES,
+    RUN_CONFIG_FILE,
     find_checkpoint,
     run_config_file,
     run_dir_of_checkpoint,
@@ -162,7 +163,7 @@ class LitlabCLI(ConsoleCLI):
         if isinstance(args, dict | Namespace):
             self.config = parser.parse_object(args)
         else:
-            self.config = parser.parse_args(with_run_config(self.argv))
+            self.config = parser.parse_args(upgraded_run_configs(with_run_config(self.argv)))
         config = self._subconfig()
         if config.get("experiment") is None:
             config.experiment = _default_experiment_name(config)
@@ -405,13 +406,46 @@ def with_run_config(argv: list[str]) -> list[str]:
         )
     log.info("Using the config of the checkpoint's run: %s", config_file)
     at = subcommand + 1
-    return [*argv[:at], "-c", run_config_argument(config_file), *argv[at:]]
+    return [*argv[:at], "-c", str(config_file), *argv[at:]]
 
 
-def run_config_argument(config_file: Path) -> str:
-    """What ``-c`` gets for a run's saved config: its path, or, for a config of an earlier
-    litlab (renamed keys, moved classes; see :mod:`litlab.core.checkpoints.upgrade`), its text
-    upgraded (jsonargparse's ``-c`` takes a YAML string too). The file stays as it is."""
+def upgraded_run_configs(argv: list[str]) -> list[str]:
+    """``argv`` with each ``-c`` of a run folder's ``config.yaml`` written by an earlier litlab
+    (renamed keys, moved classes; see :mod:`litlab.core.checkpoints.upgrade`) given as its
+    upgraded text instead of its path (jsonargparse's ``-c`` takes a YAML string too). The file
+    stays as it is. Only run configs: they name their experiment, which an experiment YAML
+    takes from its file name."""
+    upgraded = list(argv)
+    for i, arg in enumerate(argv):
+        option, equals, value = arg.partition("=")
+        if option not in ("-c", "--config"):
+            continue
+        if not equals:
+            if i + 1 >= len(argv):
+                break
+            value = argv[i + 1]
+        if not _is_run_config(value):
+            continue
+        text = _upgraded_config_text(Path(value))
+        if equals:
+            upgraded[i] = f"{option}={text}"
+        else:
+            upgraded[i + 1] = text
+    return upgraded
+
+
+def _is_run_config(path: str) -> bool:
+    """A run folder's config: ``<run>/config.yaml`` beside ``<run>/checkpoints/``."""
+    config = Path(path)
+    return (
+        config.name == RUN_CONFIG_FILE
+        and config.is_file()
+        and (config.parent / "checkpoints").is_dir()
+    )
+
+
+def _upgraded_config_text(config_file: Path) -> str:
+    """The path of a current config; the upgraded text of an earlier litlab's."""
     text, changes = upgrade_config_text(config_file.read_text())
     if not changes:
         return str(config_file)
