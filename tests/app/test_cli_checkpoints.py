@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_MLP = str(REPO_ROOT / "experiments" / "vision" / "mnist_mlp.yaml")
 TASK = "litlab.vision.tasks.classification.ImageClassifier"
 # mnist_mlp with one hidden layer of 16: small checkpoints.
-TINY_MLP = ["-c", MNIST_MLP, "--model.model.init_args.hidden_features", "[16]"]
+TINY_MLP = ["-c", MNIST_MLP, "--model.network.init_args.hidden_features", "[16]"]
 
 
 @pytest.fixture(autouse=True)
@@ -79,19 +79,20 @@ def test_checkpoint_of_another_model_class(tmp_path):
     path = save_task(tmp_path / "cnn.ckpt", SmallCNN(channels=[4], hidden=8))
     message = run_cli_error("test", *TINY_MLP, "--ckpt_path", str(path))
     assert f"checkpoint {path} does not fit the model the config builds" in message
-    assert "missing from it: model.mlp.0.bias, model.mlp.0.weight, model.mlp.3.bias" in message
+    missing = "missing from it: network.mlp.0.bias, network.mlp.0.weight, network.mlp.3.bias"
+    assert missing in message
     assert "it was made by ImageClassifier(SmallCNN), the config builds " in message
     assert "ImageClassifier(MLPClassifier)" in message
 
 
 def test_renamed_key(tmp_path):
     state = ImageClassifier(MLPClassifier(784, [16], 10), num_classes=10).state_dict()
-    state["model.mlp.0.kernel"] = state.pop("model.mlp.0.weight")
+    state["network.mlp.0.kernel"] = state.pop("network.mlp.0.weight")
     path = save_task(tmp_path / "renamed.ckpt", MLPClassifier(784, [16], 10), state)
     message = run_cli_error("predict", *TINY_MLP, "--ckpt_path", str(path))
     assert f"checkpoint {path}" in message
-    assert "1 tensor(s) missing from it: model.mlp.0.weight" in message
-    assert "1 tensor(s) not in the model: model.mlp.0.kernel" in message
+    assert "1 tensor(s) missing from it: network.mlp.0.weight" in message
+    assert "1 tensor(s) not in the model: network.mlp.0.kernel" in message
     assert "made by" not in message
 
 
@@ -99,7 +100,7 @@ def test_shape_mismatch(tmp_path):
     path = save_task(tmp_path / "wide.ckpt", MLPClassifier(784, [32], 10))
     message = run_cli_error("test", *TINY_MLP, "--ckpt_path", str(path))
     assert f"checkpoint {path}" in message
-    assert "model.mlp.0.weight (32, 784) (model: (16, 784))" in message
+    assert "network.mlp.0.weight (32, 784) (model: (16, 784))" in message
 
 
 def test_run_folder_config_is_suggested(tmp_path):
@@ -115,7 +116,7 @@ def hparams(**changes) -> dict:
     """The hyperparameters LightningCLI saves for TINY_MLP, with ``changes``."""
     mlp = "litlab.vision.models.mlp.MLPClassifier"
     network = {"class_path": mlp, "init_args": {"in_features": 784, "hidden_features": [16]}}
-    saved = {"_class_path": TASK, "model": network, "num_classes": 10, "lr": 0.002}
+    saved = {"_class_path": TASK, "network": network, "num_classes": 10, "lr": 0.002}
     saved.update(changes)
     return saved
 
@@ -125,9 +126,9 @@ def hparams(**changes) -> dict:
     [
         ({"removed_arg": 1}, "ImageClassifier takes no argument removed_arg"),
         (
-            {"model": {"class_path": "litlab.vision.models.mlp.MLPClassifier",
+            {"network": {"class_path": "litlab.vision.models.mlp.MLPClassifier",
                        "init_args": {"old_width": 3}}},
-            "MLPClassifier takes no argument model.old_width",
+            "MLPClassifier takes no argument network.old_width",
         ),
         ({"_class_path": "litlab.vision.tasks.gone.Classifier"}, "cannot be imported"),
     ],

@@ -53,7 +53,7 @@ def quick(data: Path, *, logger: bool = False) -> list[str]:
 
 def tiny_mlp(data: Path, *, logger: bool = False) -> list[str]:
     return ["-c", str(EXPERIMENTS / "mnist_mlp.yaml"), *quick(data, logger=logger),
-            "--model.model.init_args.hidden_features", "[16]"]  # fmt: skip
+            "--model.network.init_args.hidden_features", "[16]"]  # fmt: skip
 
 
 def fitted_mlp(data: Path) -> Path:
@@ -100,7 +100,7 @@ def test_a_checkpoint_alone_brings_its_runs_config_and_overrides_apply(fake_mnis
     last = fitted_mlp(fake_mnist)
     cli = LitlabCLI(args=["test", "--ckpt_path", str(last), "--model.lr", "0.5"])
     # The network of the run (16 hidden units, not the preset's), the override on top.
-    assert cli.model.model.mlp[0].out_features == 16
+    assert cli.model.network.mlp[0].out_features == 16
     assert cli.model.hparams.lr == 0.5
     assert cli.run_dir.parent == Path("runs/mnist_mlp")  # filed under the run's experiment
     assert cli.trainer.ckpt_path == str(last)

@@ -17,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_MLP = REPO_ROOT / "experiments" / "vision" / "mnist_mlp.yaml"
 LITLAB = Path(sys.executable).parent / "litlab"
 TINY_RUN = [
-    "--model.model.init_args.hidden_features", "[32]",
+    "--model.network.init_args.hidden_features", "[32]",
     "--trainer.max_epochs", "1",
     "--trainer.limit_train_batches", "2",
     "--trainer.limit_val_batches", "1",

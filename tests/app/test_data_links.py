@@ -36,8 +36,8 @@ def test_the_config_states_no_value_the_data_knows():
 def test_the_data_gives_the_task_and_the_network_their_sizes(tmp_path):
     task = build(tmp_path)
     assert task.num_classes == 10
-    assert (task.model.in_channels, task.model.image_size) == (1, 28)
-    logits = [m for m in task.model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert (task.network.in_channels, task.network.image_size) == (1, 28)
+    logits = [m for m in task.network.modules() if isinstance(m, torch.nn.Linear)][-1]
     assert logits.out_features == 10  # the network's num_classes
     assert task.hparams["num_classes"] == 10
 
@@ -47,7 +47,7 @@ def test_cifar_data_builds_a_three_channel_network(tmp_path):
         tmp_path, "--data", "litlab.vision.data.cifar10.CIFAR10DataModule",
         "--data.init_args.data_dir", str(tmp_path / "data"),
     )  # fmt: skip
-    assert (task.model.in_channels, task.model.image_size) == (3, 32)
+    assert (task.network.in_channels, task.network.image_size) == (3, 32)
 
 
 def test_a_value_equal_to_the_data_is_accepted(tmp_path):
@@ -56,7 +56,7 @@ def test_a_value_equal_to_the_data_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "key", ["model.init_args.num_classes", "model.init_args.model.init_args.num_classes"]
+    "key", ["model.init_args.num_classes", "model.init_args.network.init_args.num_classes"]
 )
 def test_a_value_that_contradicts_the_data_is_refused(tmp_path, key):
     with pytest.raises(ValueError, match="contradicts the data") as caught:
@@ -110,6 +110,6 @@ def test_the_task_hyperparameters_hold_only_the_links_its_classes_take(tmp_path)
     """Skipped links would make the checkpoint name arguments SmallCNN lacks (refused on
     resume)."""
     hparams = build(tmp_path).hparams
-    network = hparams["model"]["init_args"]
+    network = hparams["network"]["init_args"]
     assert (network["in_channels"], network["image_size"], network["num_classes"]) == (1, 28, 10)
     assert not {"num_labels", "in_features", "image_shape", "vocab_size"} & network.keys()

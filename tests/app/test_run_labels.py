@@ -38,7 +38,7 @@ def test_name_shows_the_hyperparameters_typed():
         "--model.lr",
         "0.01",
         "--data.init_args.batch_size=64",
-        "--model.model.init_args.hidden_features",
+        "--model.network.init_args.hidden_features",
         "[256, 256]",
         "--model.optimizer",
         "torch.optim.SGD",
@@ -46,7 +46,7 @@ def test_name_shows_the_hyperparameters_typed():
         "3",
     ]
     assert run_name("mnist_mlp", argv) == (
-        "mnist_mlp model.lr=0.01 data.batch_size=64 model.model.hidden_features=[256,256] "
+        "mnist_mlp model.lr=0.01 data.batch_size=64 model.network.hidden_features=[256,256] "
         "model.optimizer=SGD trainer.max_epochs=3"
     )
 
@@ -112,7 +112,7 @@ def test_the_cli_names_and_tags_the_w_and_b_run(data_root, in_tmp_dir, monkeypat
             "--model.lr=0.01",
             "--tags+",
             "typed",
-            "--model.model.init_args.hidden_features",
+            "--model.network.init_args.hidden_features",
             "[16]",
             "--data.init_args.num_workers",
             "0",
@@ -127,7 +127,7 @@ def test_the_cli_names_and_tags_the_w_and_b_run(data_root, in_tmp_dir, monkeypat
     (log_file,) = in_tmp_dir.glob("runs/tiny_mlp/*/wandb/offline-run-*/run-*.wandb")
     wandb.teardown()  # the W&B service writes a finished run's log out by the time it stops
     (run,) = [r.run for r in read_records(log_file) if r.WhichOneof("record_type") == "run"]
-    assert run.display_name == "tiny_mlp model.lr=0.01 model.model.hidden_features=[16] " + (
+    assert run.display_name == "tiny_mlp model.lr=0.01 model.network.hidden_features=[16] " + (
         "trainer.max_steps=1"
     )
     assert list(run.tags) == ["from-yaml", "typed", "vision", "fit"]

@@ -22,7 +22,7 @@ parameters:
     max: 1.0e-2
   data.batch_size:
     values: [32, 64]
-  model.model.init_args.hidden_features:
+  model.network.init_args.hidden_features:
     values: [[16], [32, 16]]
   trainer.max_epochs:
     value: 3
@@ -77,7 +77,7 @@ def test_a_good_file_with_wandb_defaults(write):
     assert kinds == {
         "model.lr": "log_uniform_values",
         "data.batch_size": "categorical",
-        "model.model.init_args.hidden_features": "categorical",
+        "model.network.init_args.hidden_features": "categorical",
         "trainer.max_epochs": "constant",
         "model.dropout": "uniform",  # float bounds
         "model.num_layers": "int_uniform",  # int bounds
@@ -94,7 +94,7 @@ def test_center_values_are_typical_values(write):
     values = load_sweep(write(GOOD)).center_values()
     assert values["model.lr"] == pytest.approx(1e-3)  # geometric middle of a log range
     assert values["data.batch_size"] == 32
-    assert values["model.model.init_args.hidden_features"] == [16]
+    assert values["model.network.init_args.hidden_features"] == [16]
     assert values["trainer.max_epochs"] == 3
     assert values["model.num_layers"] == 2
     assert values["model.width"] == 88  # round(sqrt(16 * 512) / 8) * 8, an int as q is

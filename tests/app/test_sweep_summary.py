@@ -29,13 +29,13 @@ PNG_MAGIC = b"\x89PNG"
 
 def test_dotted_keys_land_where_the_parser_reads_them():
     config = {
-        "model": {"class_path": "a.Task", "init_args": {"model": {"class_path": "a.Net"}}},
+        "model": {"class_path": "a.Task", "init_args": {"network": {"class_path": "a.Net"}}},
         "data": {"class_path": "a.Data"},
         "trainer": {"max_epochs": 5},
     }
     set_dotted(config, "model.lr", 0.1)
-    set_dotted(config, "model.model.init_args.width", 8)
-    set_dotted(config, "model.model.depth", 3)
+    set_dotted(config, "model.network.init_args.width", 8)
+    set_dotted(config, "model.network.depth", 3)
     set_dotted(config, "data.batch_size", 64)
     set_dotted(config, "trainer.max_epochs", 2)
     set_dotted(config, "trainer.limit_val_batches", 4)
@@ -43,7 +43,7 @@ def test_dotted_keys_land_where_the_parser_reads_them():
         "model": {
             "class_path": "a.Task",
             "init_args": {
-                "model": {"class_path": "a.Net", "init_args": {"width": 8, "depth": 3}},
+                "network": {"class_path": "a.Net", "init_args": {"width": 8, "depth": 3}},
                 "lr": 0.1,
             },
         },
@@ -55,7 +55,7 @@ def test_dotted_keys_land_where_the_parser_reads_them():
 def test_best_config_reads_back_with_the_best_values(tmp_path, monkeypatch):
     values = {
         "model.lr": 0.00042,
-        "model.model.init_args.hidden_features": [64, 32],
+        "model.network.init_args.hidden_features": [64, 32],
         "data.batch_size": 256,
         "trainer.max_epochs": 2,
     }
@@ -68,7 +68,7 @@ def test_best_config_reads_back_with_the_best_values(tmp_path, monkeypatch):
         main(["fit", "-c", str(best), "--print_config"])
     parsed = yaml.safe_load(output.getvalue())
     assert parsed["model"]["init_args"]["lr"] == pytest.approx(0.00042)
-    assert parsed["model"]["init_args"]["model"]["init_args"]["hidden_features"] == [64, 32]
+    assert parsed["model"]["init_args"]["network"]["init_args"]["hidden_features"] == [64, 32]
     assert parsed["data"]["init_args"]["batch_size"] == 256
     assert parsed["trainer"]["max_epochs"] == 2
     assert parsed["experiment"] == "mnist_mlp"  # its runs go with the experiment's, not "best"

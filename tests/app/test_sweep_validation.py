@@ -24,7 +24,7 @@ def test_keys_the_experiment_takes_pass(tmp_path):
     spec = sweep_file(
         tmp_path,
         "  model.lr: {min: 0.001, max: 0.01}\n"
-        "  model.model.init_args.hidden_features: {values: [[32], [64, 32]]}\n"
+        "  model.network.init_args.hidden_features: {values: [[32], [64, 32]]}\n"
         "  trainer.max_epochs: {value: 2}\n",
     )
     check_config_keys(spec, spec.center_values())

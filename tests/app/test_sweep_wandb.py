@@ -64,11 +64,11 @@ def test_the_agents_trial_command_parses(spec, monkeypatch, tmp_path):
     args = {
         "model.lr": {"value": 0.00123},
         "data.batch_size": {"value": 64},
-        "model.model.init_args.hidden_features": {"value": [64, 32]},
+        "model.network.init_args.hidden_features": {"value": [64, 32]},
         "model.decay_norm_and_bias": {"value": True},
     }
     flags = create_sweep_command_args({"args": args})["args"]
-    assert flags[2] == "--model.model.init_args.hidden_features=[64, 32]"
+    assert flags[2] == "--model.network.init_args.hidden_features=[64, 32]"
     assert flags[3] == "--model.decay_norm_and_bias=True"
     monkeypatch.setattr(sys, "argv", ["litlab"])
     output = io.StringIO()
@@ -77,7 +77,7 @@ def test_the_agents_trial_command_parses(spec, monkeypatch, tmp_path):
     config = yaml.safe_load(output.getvalue())
     assert config["model"]["init_args"]["lr"] == pytest.approx(0.00123)
     assert config["data"]["init_args"]["batch_size"] == 64
-    assert config["model"]["init_args"]["model"]["init_args"]["hidden_features"] == [64, 32]
+    assert config["model"]["init_args"]["network"]["init_args"]["hidden_features"] == [64, 32]
     assert config["model"]["init_args"]["decay_norm_and_bias"] is True
 
 

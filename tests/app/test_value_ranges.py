@@ -41,14 +41,14 @@ CASES = [
     ),
     (
         "vision/mnist_mlp",
-        ["--model.model.hidden_features", "[64, 0]"],
-        "model.model.hidden_features",
+        ["--model.network.hidden_features", "[64, 0]"],
+        "model.network.hidden_features",
         "0 is not a positive int (must be >= 1)",
     ),
     (
         "nlp/shakespeare_char_gpt",
-        ["--model.model.dropout", "1.5"],
-        "model.model.dropout",
+        ["--model.network.dropout", "1.5"],
+        "model.network.dropout",
         "1.5 is not in [0, 1)",
     ),
     # An optional value: inside the Union, jsonargparse cuts the value out of the message.

@@ -25,7 +25,7 @@ from litlab.core.task import Task
 class TinyTask(Task):
     def __init__(self, width: int = 4) -> None:
         super().__init__()
-        self.model = nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, 2))
+        self.network = nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, 2))
 
 
 class OtherTask(TinyTask):
@@ -112,14 +112,14 @@ def test_pickled_objects_are_refused_by_weights_only_with_the_way_out(tmp_path):
 def test_missing_and_renamed_keys_are_listed(tmp_path):
     path = tmp_path / "renamed.ckpt"
     state = TinyTask().state_dict()
-    state["model.0.kernel"] = state.pop("model.0.weight")
+    state["network.0.kernel"] = state.pop("network.0.weight")
     torch.save({"state_dict": state}, path)
     with pytest.raises(CheckpointError) as info:
         check_checkpoint(path, TinyTask())
     message = str(info.value)
     assert message.startswith(f"checkpoint {path} does not fit the model the config builds")
-    assert "1 tensor(s) missing from it: model.0.weight" in message
-    assert "1 tensor(s) not in the model: model.0.kernel" in message
+    assert "1 tensor(s) missing from it: network.0.weight" in message
+    assert "1 tensor(s) not in the model: network.0.kernel" in message
 
 
 def test_shapes_are_compared(tmp_path):
@@ -128,8 +128,8 @@ def test_shapes_are_compared(tmp_path):
     with pytest.raises(CheckpointError) as info:
         check_checkpoint(path, TinyTask(width=4))
     message = str(info.value)
-    assert "3 tensor(s) of another shape: model.0.bias (8,) (model: (4,))" in message
-    assert "model.0.weight (8, 3) (model: (4, 3))" in message
+    assert "3 tensor(s) of another shape: network.0.bias (8,) (model: (4,))" in message
+    assert "network.0.weight (8, 3) (model: (4, 3))" in message
 
 
 def test_another_class_that_does_not_fit_is_named_in_the_error(tmp_path):
@@ -186,7 +186,7 @@ def test_another_litlab_version_is_a_warning_or_part_of_the_error(tmp_path, capl
 
 def test_a_non_strict_module_is_checked_for_shapes_only(tmp_path):
     path = tmp_path / "partial.ckpt"
-    state = {k: v for k, v in TinyTask().state_dict().items() if k.startswith("model.2")}
+    state = {k: v for k, v in TinyTask().state_dict().items() if k.startswith("network.2")}
     torch.save({"state_dict": state}, path)
     module = TinyTask()
     module.strict_loading = False
@@ -199,14 +199,14 @@ def test_a_non_strict_module_is_checked_for_shapes_only(tmp_path):
 
 def test_a_non_strict_module_names_the_tensors_it_cannot_do_without(tmp_path):
     path = tmp_path / "partial.ckpt"
-    state = {k: v for k, v in TinyTask().state_dict().items() if k.startswith("model.2")}
+    state = {k: v for k, v in TinyTask().state_dict().items() if k.startswith("network.2")}
     torch.save({"state_dict": state}, path)
     module = TinyTask()
     module.strict_loading = False
     module.required_state_names = lambda: set(state)
     check_checkpoint(path, module)
-    module.required_state_names = lambda: {*state, "model.0.weight"}
-    with pytest.raises(CheckpointError, match=r"1 tensor\(s\) missing from it: model\.0\.weight"):
+    module.required_state_names = lambda: {*state, "network.0.weight"}
+    with pytest.raises(CheckpointError, match=r"1 tensor\(s\) missing from it: network\.0\.weight"):
         check_checkpoint(path, module)
 
 

@@ -41,7 +41,7 @@ def test_features_and_probabilities_match_the_trained_network(best_ckpt, test_im
     features = ClassifierFeatures.from_checkpoint(best_ckpt)
     task = ImageClassifier.load_from_checkpoint(best_ckpt, map_location="cpu").eval()
     standardized = (test_images - MNIST_MEAN[0]) / MNIST_STD[0]
-    net = task.model  # SmallCNN: features, then Flatten, Dropout, MLP(Linear-ReLU-Dropout-Linear)
+    net = task.network  # SmallCNN: features, then Flatten, Dropout, MLP(Linear-ReLU-Dropout-Linear)
     linear, relu, dropout, _ = net.classifier[2]
     expected_features = dropout(relu(linear(net.classifier[:2](net.features(standardized)))))
 

@@ -32,7 +32,7 @@ def tiny_unet(num_classes: int | None = None) -> UNet:
 def tiny_task(**kwargs) -> DiffusionModel:
     torch.manual_seed(0)
     options = {"num_timesteps": 50, "schedule": "cosine", "sampling_steps": 5, "lr": 3e-3}
-    return DiffusionModel(kwargs.pop("model", None) or tiny_unet(), **{**options, **kwargs})
+    return DiffusionModel(kwargs.pop("network", None) or tiny_unet(), **{**options, **kwargs})
 
 
 def fixed_batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +73,7 @@ def test_loss_is_the_mse_to_the_target(prediction):
     ab = torch.cumprod(1 - NoiseSchedule.named("cosine", 50).betas, 0)[t].float().view(-1, 1, 1, 1)
     xt = ab.sqrt() * images + (1 - ab).sqrt() * noise
     target = noise if prediction == "eps" else ab.sqrt() * noise - (1 - ab).sqrt() * images
-    assert torch.allclose(loss, F.mse_loss(task.model(xt, t), target), atol=1e-6)
+    assert torch.allclose(loss, F.mse_loss(task.network(xt, t), target), atol=1e-6)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
@@ -106,7 +106,7 @@ class LabelSpy(nn.Module):
 
 def test_label_dropout_only_in_training():
     spy = LabelSpy()
-    task = tiny_task(model=spy, cond_drop_prob=0.3)
+    task = tiny_task(network=spy, cond_drop_prob=0.3)
     labels = torch.arange(3).repeat(2000)
     batch = (torch.zeros(len(labels), 1, 8, 8), labels)
     task.train()
@@ -135,7 +135,7 @@ class WeightRecorder(Callback):
         self.sampling: list[tuple[str, torch.Tensor]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.live.append(flat(pl_module.model))
+        self.live.append(flat(pl_module.network))
         self.sampling.append(("train", flat(pl_module.sampling_network())))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
@@ -163,7 +163,7 @@ def test_ema_update_arithmetic_and_sampling_uses_the_average():
     expected = [w1, decay * w1 + (1 - decay) * w2]
     expected.append(decay * expected[1] + (1 - decay) * w3)
     # At the end of fit Lightning copies the average into the module.
-    assert torch.allclose(flat(task.model), expected[2], atol=1e-6)
+    assert torch.allclose(flat(task.network), expected[2], atol=1e-6)
     assert not torch.allclose(expected[2], w3)
     # Sampling saw the average at every point: while training (the average kept apart), during
     # validation (the average swapped in) and after the swap back.
@@ -185,7 +185,7 @@ def test_checkpoint_holds_the_average_as_its_state_dict(tmp_path):
     state = torch.load(tmp_path / "ema.ckpt", weights_only=False)["state_dict"]
     restored.load_state_dict(state)
     w1, w2 = recorder.live
-    assert torch.allclose(flat(restored.model), 0.5 * w1 + 0.5 * w2, atol=1e-6)
+    assert torch.allclose(flat(restored.network), 0.5 * w1 + 0.5 * w2, atol=1e-6)
 
 
 def test_sample_images_shape_range_and_seed():
@@ -197,12 +197,12 @@ def test_sample_images_shape_range_and_seed():
     assert images.max() <= 1
     assert torch.equal(images, task.sample_images(7, generator=seeded(0)))
     assert not torch.equal(images, task.sample_images(7, generator=seeded(1)))
-    assert task.model.training is False
+    assert task.network.training is False
 
 
 def test_sample_images_of_a_conditional_model_cycles_the_classes():
     spy = LabelSpy()
-    task = tiny_task(model=spy, sampler="ddpm", guidance_scale=2.0, sample_batch_size=4)
+    task = tiny_task(network=spy, sampler="ddpm", guidance_scale=2.0, sample_batch_size=4)
     images = task.sample_images(5)
     assert images.shape == (5, 1, 8, 8)
     # Guidance: the conditional and the "no class" (3) halves in one call per step, 50 steps,
@@ -215,7 +215,7 @@ def test_sample_images_of_a_conditional_model_cycles_the_classes():
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
 def test_sampler_choice(sampler):
     spy = LabelSpy()
-    tiny_task(model=spy, sampler=sampler, sampling_steps=5).sample_images(2)
+    tiny_task(network=spy, sampler=sampler, sampling_steps=5).sample_images(2)
     assert len(spy.labels) == (50 if sampler == "ddpm" else 5)
 
 
@@ -225,7 +225,7 @@ def test_sampler_choice(sampler):
         ({"sampling_steps": 51}, "sampling_steps=51 exceeds num_timesteps=50"),
         ({"cond_drop_prob": 1.0}, "cond_drop_prob"),
         ({"num_samples": 0}, "num_samples must be >= 1"),
-        ({"model": nn.Linear(2, 2)}, "Linear has no in_channels or image_size"),
+        ({"network": nn.Linear(2, 2)}, "Linear has no in_channels or image_size"),
     ],
 )
 def test_bad_options_are_refused(options, message):

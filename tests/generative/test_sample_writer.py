@@ -107,7 +107,7 @@ def runs(root: Path) -> set[Path]:
 
 def test_litlab_predict_from_the_best_checkpoint(cli):
     quiet = ["--trainer.logger", "false", "--trainer.enable_progress_bar", "false"]
-    small = ["--model.model.init_args.base_channels", "8", "--model.sample_every_n_epochs", "0"]
+    small = ["--model.network.init_args.base_channels", "8", "--model.sample_every_n_epochs", "0"]
     main(
         [
             "fit", "-c", MNIST_DDPM, *quiet, *small,

@@ -289,7 +289,7 @@ def test_samples_are_decoded_prior_draws_in_the_unit_range():
     assert samples.min() >= 0
     assert samples.max() <= 1
     z = torch.randn(2500, 3, generator=torch.Generator().manual_seed(7))
-    torch.testing.assert_close(samples, task.model.decode(z).sigmoid())
+    torch.testing.assert_close(samples, task.network.decode(z).sigmoid())
 
 
 def test_standardized_pixels_are_refused(data_root, tmp_path):

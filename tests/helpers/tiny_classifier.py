@@ -14,8 +14,8 @@ from litlab.app.cli import main
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_CNN = REPO_ROOT / "experiments" / "vision" / "mnist_cnn.yaml"
 TINY_CNN = [
-    "--model.model.init_args.channels", "[8, 16]",
-    "--model.model.init_args.hidden", "32",
+    "--model.network.init_args.channels", "[8, 16]",
+    "--model.network.init_args.hidden", "32",
     "--data.init_args.batch_size", "64",
     "--data.init_args.in_memory", "false",
     "--data.init_args.random_crop_padding", "0",

@@ -41,8 +41,8 @@ QUIET = [
     "--trainer.num_sanity_val_steps", "0",
 ]  # fmt: skip
 TINY_MNIST = [
-    "--model.model.init_args.hidden_features", "[64]",
-    "--model.model.init_args.dropout", "0",  # both sides must compute the same function
+    "--model.network.init_args.hidden_features", "[64]",
+    "--model.network.init_args.dropout", "0",  # both sides must compute the same function
     "--model.lr_scheduler.init_args.warmup_steps", "2",  # the LR is not ~0 for all 8 steps
     "--data.init_args.val_size", str(MNIST_VAL_SIZE),
     "--data.init_args.num_workers", "0",
@@ -53,10 +53,10 @@ TINY_MNIST = [
     *QUIET,
 ]  # fmt: skip
 TINY_GPT = [
-    "--model.model.init_args.num_layers", "1",
-    "--model.model.init_args.embed_dim", "32",
-    "--model.model.init_args.num_heads", "2",
-    "--model.model.init_args.block_size", "32",
+    "--model.network.init_args.num_layers", "1",
+    "--model.network.init_args.embed_dim", "32",
+    "--model.network.init_args.num_heads", "2",
+    "--model.network.init_args.block_size", "32",
     "--model.lr_scheduler.init_args.warmup_steps", "2",
     "--data.init_args.block_size", "32",  # 3486 validation blocks: no padding between 2 ranks
     "--data.init_args.samples_per_epoch", str(2 * BATCH * GPT_STEPS),

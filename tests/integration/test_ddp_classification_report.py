@@ -26,7 +26,7 @@ LIMIT = 5
 SAMPLES = 2 * BATCH * LIMIT
 
 TINY = [
-    "--model.model.init_args.hidden_features", "[64]",
+    "--model.network.init_args.hidden_features", "[64]",
     "--data.init_args.num_workers", "0",
     "--trainer.enable_progress_bar", "false",
     "--trainer.enable_model_summary", "false",

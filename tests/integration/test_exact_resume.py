@@ -31,7 +31,7 @@ QUIET = [
 ]  # fmt: skip
 # 6 batches an epoch, 2 epochs; dropout 0.2 and a warm-up/cosine LR schedule per step.
 TINY_MLP = [
-    "--model.model.init_args.hidden_features", "[32]",
+    "--model.network.init_args.hidden_features", "[32]",
     "--model.lr_scheduler.init_args.warmup_steps", "4",
     "--data.init_args.num_workers", "0",
     "--trainer.max_epochs", "2",
@@ -41,11 +41,11 @@ TINY_MLP = [
 ]  # fmt: skip
 # One layer with dropout; 10 batches an epoch, gradients accumulated over 2; 12 steps.
 TINY_GPT = [
-    "--model.model.init_args.num_layers", "1",
-    "--model.model.init_args.num_heads", "2",
-    "--model.model.init_args.embed_dim", "32",
-    "--model.model.init_args.block_size", "16",
-    "--model.model.init_args.dropout", "0.1",
+    "--model.network.init_args.num_layers", "1",
+    "--model.network.init_args.num_heads", "2",
+    "--model.network.init_args.embed_dim", "32",
+    "--model.network.init_args.block_size", "16",
+    "--model.network.init_args.dropout", "0.1",
     "--model.lr_scheduler.init_args.warmup_steps", "3",
     "--data.init_args.block_size", "16",
     "--data.init_args.batch_size", "4",

@@ -60,7 +60,7 @@ def offline_data_root(data_root, tmp_path, monkeypatch):
 
 
 def random_pretrained_weights(monkeypatch, config: dict) -> None:
-    network = config["model"]["init_args"]["model"]["init_args"]
+    network = config["model"]["init_args"]["network"]["init_args"]
     if network.get("weights"):
         state = torchvision.models.get_model(network["arch"], weights=None).state_dict()
         monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", lambda *a, **k: state)
@@ -69,13 +69,13 @@ def random_pretrained_weights(monkeypatch, config: dict) -> None:
 def tiny_hf_base(config: dict, tmp_path: Path) -> list[str]:
     """Overrides pointing a YAML's pretrained Hugging Face model and tokenizer (e.g. the model
     causal_lm_pretrain.yaml publishes) at a tiny GPT-2 written here."""
-    network = config["model"]["init_args"]["model"]
+    network = config["model"]["init_args"]["network"]
     if not network["class_path"].endswith(".HFCausalLM") or "pretrained" not in network.get(
         "init_args", {}
     ):
         return []
     base = str(write_tiny_base(tmp_path / "tiny-hf-base", tmp_path / "bpe-cache"))
-    overrides = ["--model.model.init_args.pretrained", base]
+    overrides = ["--model.network.init_args.pretrained", base]
     if "tokenizer" in config["data"].get("init_args", {}):
         overrides += ["--data.tokenizer", base]
     return overrides

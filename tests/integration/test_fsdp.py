@@ -69,11 +69,11 @@ ON_ONE_CPU_PROCESS = [
     "--trainer.precision", "32-true",
 ]  # fmt: skip
 TINY_GPT = [
-    "--model.model.init_args.num_layers", "2",  # two FSDP units
-    "--model.model.init_args.embed_dim", "32",
-    "--model.model.init_args.num_heads", "2",
-    "--model.model.init_args.block_size", "32",
-    "--model.model.init_args.dropout", "0",
+    "--model.network.init_args.num_layers", "2",  # two FSDP units
+    "--model.network.init_args.embed_dim", "32",
+    "--model.network.init_args.num_heads", "2",
+    "--model.network.init_args.block_size", "32",
+    "--model.network.init_args.dropout", "0",
     "--model.lr_scheduler.init_args.warmup_steps", "2",
     "--data.init_args.block_size", "32",
     "--data.init_args.samples_per_epoch", str(2 * BATCH * GPT_STEPS),
@@ -159,9 +159,9 @@ def lora(tiny_corpus, tmp_path_factory) -> dict[str, Any]:
         "--data.val_files", str(tiny_corpus["text"]),
         "--data.text_column", "text",
         "--trainer.val_check_interval", "3",
-        "--model.model.init_args.pretrained", str(tiny_corpus["base"]),
+        "--model.network.init_args.pretrained", str(tiny_corpus["base"]),
         "--data.tokenizer", str(tiny_corpus["base"]),
-        "--model.model.init_args.adapter.init_args.lora_dropout", "0",
+        "--model.network.init_args.adapter.init_args.lora_dropout", "0",
         "--model.lr", "0.01",
         "--model.lr_scheduler.init_args.warmup_steps", "2",
         "--data.batch_size", str(BATCH),
@@ -208,7 +208,7 @@ def test_lora_fsdp_config_trains_as_ddp_and_keeps_the_adapter_alone(lora):
     assert len(exported) == len(adapter)
     for name, tensor in exported.items():
         assert torch.equal(
-            tensor, adapter["model.model." + name.replace(".weight", ".default.weight")]
+            tensor, adapter["network.model." + name.replace(".weight", ".default.weight")]
         )
 
 
@@ -237,10 +237,10 @@ def test_pretraining_under_fsdp_exports_and_publishes_the_whole_model(tmp_path, 
         litlab(
             "fit", "-c", str(PRETRAIN), "--runs_root", "fsdp",
             *tiny_causal_lm(tiny_corpus, tmp_path),
-            "--model.model.init_args.config.n_embd", "32",
-            "--model.model.init_args.config.n_layer", "2",
-            "--model.model.init_args.config.n_head", "2",
-            "--model.model.init_args.config.vocab_size", "300",
+            "--model.network.init_args.config.n_embd", "32",
+            "--model.network.init_args.config.n_layer", "2",
+            "--model.network.init_args.config.n_head", "2",
+            "--model.network.init_args.config.vocab_size", "300",
             "--data.bpe_vocab_size", "300",
             "--trainer.max_steps", "3",
             "--trainer.callbacks.publish_dir", str(published),
@@ -259,5 +259,5 @@ def test_pretraining_under_fsdp_exports_and_publishes_the_whole_model(tmp_path, 
         exported = model.state_dict()
         assert exported
         assert all(
-            torch.equal(tensor, state[f"model.model.{name}"]) for name, tensor in exported.items()
+            torch.equal(tensor, state[f"network.model.{name}"]) for name, tensor in exported.items()
         )

@@ -50,7 +50,7 @@ def test_gpt_fsdp_wraps_and_checkpoints_each_transformer_block():
     assert strategy.sharding_strategy.name == "FULL_SHARD"
     # The policies select exactly the model's blocks: one unit per layer.
     # vocab_size: the data's (65 characters), which the litlab command links in.
-    gpt = GPT(**{"vocab_size": 65, **config["model"]["init_args"]["model"]["init_args"]})
+    gpt = GPT(**{"vocab_size": 65, **config["model"]["init_args"]["network"]["init_args"]})
     for policy in (wrap, checkpointing):
         selected = [m for m in gpt.modules() if isinstance(m, tuple(policy._module_classes))]
         assert selected == list(gpt.blocks)

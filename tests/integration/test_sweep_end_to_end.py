@@ -36,7 +36,7 @@ seed_everything: 1
 model:
   class_path: litlab.vision.tasks.classification.ImageClassifier
   init_args:
-    model:
+    network:
       class_path: litlab.vision.models.mlp.MLPClassifier
       init_args: {in_features: 784, hidden_features: [16], num_classes: 10}
     num_classes: 10

@@ -81,7 +81,7 @@ def test_val_perplexity_is_token_weighted_over_the_whole_set(tmp_path, base_dir)
     with torch.no_grad():
         for text in texts * 3:
             ids = torch.tensor([tokenizer(text).input_ids])
-            logits = task.model(ids)
+            logits = task.network(ids)
             nll += F.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum").item()
             count += ids.shape[1] - 1
     assert metrics["val/loss"] == pytest.approx(nll / count, rel=1e-5)
@@ -117,7 +117,7 @@ def test_lora_checkpoint_holds_only_trainable_tensors_and_an_adapter_folder(
     reloaded = HFCausalLM(pretrained=str(base_dir), adapter_path=str(checkpoints / "last-adapter"))
     task.eval()
     with torch.no_grad():
-        assert torch.equal(reloaded.eval()(x), task.model(x))
+        assert torch.equal(reloaded.eval()(x), task.network(x))
 
 
 def test_loading_a_lora_checkpoint_restores_the_adapter(tmp_path, text_file, base_dir):
@@ -157,7 +157,7 @@ LORA_CONFIG = """
 model:
   class_path: litlab.nlp.tasks.causal_lm.CausalLanguageModel
   init_args:
-    model:
+    network:
       class_path: litlab.nlp.models.hf_causal_lm.HFCausalLM
       init_args:
         pretrained: {base}
@@ -253,7 +253,7 @@ def test_full_training_exports_and_publishes_a_plain_model(tmp_path, text_file):
     best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
     # The published model is the best checkpoint's.
     for name, value in model.state_dict().items():
-        assert torch.equal(value, best[f"model.model.{name}"]), name
+        assert torch.equal(value, best[f"network.model.{name}"]), name
 
 
 def test_a_block_longer_than_the_context_is_refused(tmp_path, text_file, base_dir):

@@ -16,10 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAKESPEARE_GPT = str(REPO_ROOT / "experiments" / "nlp" / "shakespeare_char_gpt.yaml")
 BLOCK_SIZE = 16
 TINY_GPT = [
-    "--model.model.init_args.num_layers", "1",
-    "--model.model.init_args.num_heads", "2",
-    "--model.model.init_args.embed_dim", "16",
-    "--model.model.init_args.block_size", str(BLOCK_SIZE),
+    "--model.network.init_args.num_layers", "1",
+    "--model.network.init_args.num_heads", "2",
+    "--model.network.init_args.embed_dim", "16",
+    "--model.network.init_args.block_size", str(BLOCK_SIZE),
     "--data.init_args.block_size", str(BLOCK_SIZE),
     "--data.init_args.samples_per_epoch", "24",
     "--trainer.max_steps", "2",
@@ -52,7 +52,7 @@ def test_gpt_exports_to_onnx_and_torchscript_with_dynamic_batch_and_time(trained
     for batch_size, length in ((1, BLOCK_SIZE), (3, 5)):
         ids = torch.randint(0, 65, (batch_size, length))
         with torch.no_grad():
-            expected = reference.model(ids)
+            expected = reference.network(ids)
         (logits,) = session.run(None, {"token_ids": ids.numpy()})
         torch.testing.assert_close(torch.from_numpy(logits), expected, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(scripted(ids), expected)

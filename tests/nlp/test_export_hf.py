@@ -40,7 +40,7 @@ def test_lora_checkpoint_exports_as_a_merged_model(tmp_path, monkeypatch):
     network_config = {"pretrained": base, "adapter": {"class_path": "peft.LoraConfig",
                                                       "init_args": LORA}}  # fmt: skip
     task = CausalLanguageModel(HFCausalLM(pretrained=base, adapter=LoraConfig(**LORA))).eval()
-    perturb_adapter(task.model)
+    perturb_adapter(task.network)
     # The checkpoint Lightning would write: only the adapter's tensors, the task's hooks run.
     checkpoint = {"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}
     task.on_save_checkpoint(checkpoint)
@@ -48,8 +48,8 @@ def test_lora_checkpoint_exports_as_a_merged_model(tmp_path, monkeypatch):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"model": {
         "class_path": "litlab.nlp.tasks.causal_lm.CausalLanguageModel",
-        "init_args": {"model": {"class_path": "litlab.nlp.models.hf_causal_lm.HFCausalLM",
-                                "init_args": network_config}},
+        "init_args": {"network": {"class_path": "litlab.nlp.models.hf_causal_lm.HFCausalLM",
+                                  "init_args": network_config}},
     }}))  # fmt: skip
 
     main(["export", "--ckpt", str(tmp_path / "lora.ckpt"), "-c", str(config), "--format", "hf"])
@@ -61,7 +61,7 @@ def test_lora_checkpoint_exports_as_a_merged_model(tmp_path, monkeypatch):
     plain_base = AutoModelForCausalLM.from_pretrained(base).eval()
     ids = torch.randint(0, VOCAB_SIZE, (3, 7))
     with torch.no_grad():
-        adapted = task.model(ids)
+        adapted = task.network(ids)
         torch.testing.assert_close(merged(input_ids=ids).logits, adapted, atol=1e-5, rtol=1e-4)
         assert (plain_base(input_ids=ids).logits - adapted).abs().max() > 1e-2
 

@@ -139,7 +139,7 @@ def test_lora_from_yaml_fast_dev_run(tmp_path, in_tmp_dir, monkeypatch):
         "model": {
             "class_path": "litlab.nlp.tasks.text_classification.TextClassifier",
             "init_args": {
-                "model": {
+                "network": {
                     "class_path": "litlab.nlp.models.hf_sequence_classifier.HFSequenceClassifier",
                     "init_args": {"name_or_path": bert, "num_labels": 2, "adapter": lora_yaml},
                 },

@@ -91,7 +91,7 @@ def test_greedy_generation_matches_the_model(text_file):
     task = tiny_task(datamodule.vocab_size, max_new_tokens=5, temperature=0)
     (prediction,) = quiet_trainer().predict(task, datamodule=datamodule)
     prompt = datamodule.encode("fox")[None]
-    expected = task.model.generate(prompt, 5, temperature=0)[0]
+    expected = task.network.generate(prompt, 5, temperature=0)[0]
     assert prediction["text"] == [datamodule.decode(expected)]
 
 

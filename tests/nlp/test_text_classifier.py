@@ -83,7 +83,7 @@ def test_rnn_learns_the_tiny_task_and_reports_params(tmp_path):
     fit.fit(task, datamodule=tiny_data(tmp_path))
     metrics = fit.logger.metrics
     assert metrics["val/acc"] == 1.0
-    total = sum(p.numel() for p in task.model.parameters())
+    total = sum(p.numel() for p in task.network.parameters())
     assert metrics["params/trainable"] == metrics["params/total"] == total
     assert metrics["params/trainable_percent"] == 100.0
     (result,) = fit.test(task, datamodule=tiny_data(tmp_path))
@@ -94,7 +94,7 @@ def test_only_trainable_parameters_reach_the_optimizer(tmp_path):
     task = TextClassifier(tiny_rnn(freeze_embeddings=True), weight_decay=0.1)
     optimizer = task.configure_optimizers()
     optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    assert id(task.model.embedding.weight) not in optimised
+    assert id(task.network.embedding.weight) not in optimised
     assert len(optimised) == sum(1 for p in task.parameters() if p.requires_grad)
 
 
@@ -105,7 +105,7 @@ def test_word_vectors_are_loaded_with_the_data_vocabulary(tmp_path):
     data = tiny_data(tmp_path)
     trainer(tmp_path, max_epochs=1).fit(task, datamodule=data)
     good = data.tokenizer.convert_tokens_to_ids("good")
-    assert task.model.embedding.weight[good].tolist() == [0.5] * 8
+    assert task.network.embedding.weight[good].tolist() == [0.5] * 8
 
 
 def test_more_labels_than_classes(tmp_path):
@@ -144,7 +144,7 @@ def write_config(folder: Path, network: dict, tokenizer: str | None = None) -> s
     config = {
         "model": {
             "class_path": "litlab.nlp.tasks.text_classification.TextClassifier",
-            "init_args": {"model": network, "lr": 0.01},
+            "init_args": {"network": network, "lr": 0.01},
         },
         "data": {
             "class_path": "litlab.nlp.data.text_classification.TextClassificationDataModule",

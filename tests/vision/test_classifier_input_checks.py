@@ -53,13 +53,13 @@ def cifar(tmp_path, monkeypatch) -> CIFAR10DataModule:
         (
             SmallCNN(in_channels=1, image_size=28, channels=[4], hidden=8),
             "SmallCNN is built with in_channels=1, image_size=28: set "
-            "model.init_args.model.init_args.in_channels: 3, "
-            "model.init_args.model.init_args.image_size: 32.",
+            "model.init_args.network.init_args.in_channels: 3, "
+            "model.init_args.network.init_args.image_size: 32.",
         ),
         (
             MLPClassifier(784, [8], 10),
             "MLPClassifier is built with in_features=784: set "
-            "model.init_args.model.init_args.in_features: 3072.",
+            "model.init_args.network.init_args.in_features: 3072.",
         ),
     ],
     ids=["cnn", "mlp"],

@@ -45,7 +45,7 @@ def test_fitted_cnn_exports_and_matches_pytorch(trained_cnn, tmp_path, export_fo
     for batch_size in (1, 3):
         images = torch.randn(batch_size, 1, 28, 28)
         with torch.no_grad():
-            expected = task.model(images)
+            expected = task.network(images)
         if export_format == "onnx":
             got = torch.from_numpy(onnx_logits(output, images))
         else:

@@ -60,10 +60,12 @@ from litlab.core.checkpoint_io import AtomicCheckpointIO, use_atomic_checkpoints
 from litlab.core.checkpoints.checks import check_checkpoint, check_hyperparameters, read_checkpoint
 from litlab.core.checkpoints.run_lookup import (
     CHECKPOINT_ALIASES,
+    RUN_CONFIG_FILE,
     find_checkpoint,
     run_config_file,
     run_dir_of_checkpoint,
 )
+from litlab.core.checkpoints.upgrade import upgrade_config_text
 from litlab.core.errors import LitlabError
 from litlab.core.launch_form import as_launched
 
@@ -172,7 +174,7 @@ class LitlabCLI(ConsoleCLI):
         if isinstance(args, dict | Namespace):
             self.config = parser.parse_object(args)
         else:
-            self.config = parser.parse_args(with_run_config(self.argv))
+            self.config = parser.parse_args(upgraded_run_configs(with_run_config(self.argv)))
         config = self._subconfig()
         if config.get("experiment") is None:
             config.experiment = _default_experiment_name(config)
@@ -420,6 +422,53 @@ def with_run_config(argv: list[str]) -> list[str]:
     log.info("Using the config of the checkpoint's run: %s", config_file)
     at = subcommand + 1
     return [*argv[:at], "-c", str(config_file), *argv[at:]]
+
+
+def upgraded_run_configs(argv: list[str]) -> list[str]:
+    """``argv`` with each ``-c`` of a run folder's ``config.yaml`` written by an earlier litlab
+    (renamed keys, moved classes; see :mod:`litlab.core.checkpoints.upgrade`) given as its
+    upgraded text instead of its path (jsonargparse's ``-c`` takes a YAML string too). The file
+    stays as it is. Only run configs: they name their experiment, which an experiment YAML
+    takes from its file name."""
+    upgraded = list(argv)
+    for i, arg in enumerate(argv):
+        option, equals, value = arg.partition("=")
+        if option not in ("-c", "--config"):
+            continue
+        if not equals:
+            if i + 1 >= len(argv):
+                break
+            value = argv[i + 1]
+        if not _is_run_config(value):
+            continue
+        text = _upgraded_config_text(Path(value))
+        if equals:
+            upgraded[i] = f"{option}={text}"
+        else:
+            upgraded[i + 1] = text
+    return upgraded
+
+
+def _is_run_config(path: str) -> bool:
+    """A run folder's config: ``<run>/config.yaml`` beside ``<run>/checkpoints/``."""
+    config = Path(path)
+    return (
+        config.name == RUN_CONFIG_FILE
+        and config.is_file()
+        and (config.parent / "checkpoints").is_dir()
+    )
+
+
+def _upgraded_config_text(config_file: Path) -> str:
+    """The path of a current config; the upgraded text of an earlier litlab's."""
+    text, changes = upgrade_config_text(config_file.read_text())
+    if not changes:
+        return str(config_file)
+    log.info(
+        "%s was written by an earlier litlab; read as this one writes it (%s)",
+        config_file, "; ".join(changes),
+    )  # fmt: skip
+    return text
 
 
 def _option_values(argv: list[str]) -> dict[str, str]:

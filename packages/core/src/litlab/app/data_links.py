@@ -39,7 +39,7 @@ from litlab.core.errors import LitlabError
 
 # Where the task's network sits in the config: the one line to change when it is renamed.
 TASK = "model"
-NETWORK = f"{TASK}.init_args.model"
+NETWORK = f"{TASK}.init_args.network"
 
 # (fact of DataFacts, the constructor argument that takes it). A network's block_size is not
 # here: its context may rightly be longer than the data's blocks, so a config states it.

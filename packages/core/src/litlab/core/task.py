@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -14,6 +15,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from litlab.core.checkpoints.checks import stamp_checkpoint
+from litlab.core.checkpoints.upgrade import upgrade_checkpoint, upgraded_hyperparameters
 from litlab.core.data_facts import DataFacts, data_facts_of
 from litlab.core.number_types import NonNegativeFloat, PositiveFloat
 
@@ -30,7 +32,9 @@ class Task(LightningModule):
     ``init_args`` (``momentum``, ``betas``, ...).
 
     Subclasses set ``monitor`` (the logged metric that picks the best checkpoint) and
-    ``monitor_mode`` (``"max"`` or ``"min"``).
+    ``monitor_mode`` (``"max"`` or ``"min"``). A subclass takes its network as ``network``
+    and holds it as ``self.network``; checkpoints of earlier litlab versions, which named it
+    ``model``, still load (see :mod:`litlab.core.checkpoints.upgrade`).
     """
 
     monitor: str | None = None
@@ -77,6 +81,35 @@ class Task(LightningModule):
         # `--ckpt_path` checks name the task and litlab version a checkpoint came from.
         # Subclasses that override this hook call super() first.
         stamp_checkpoint(checkpoint, self)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning calls this before it loads the state_dict, in a Trainer's restore and in
+        # load_from_checkpoint: a checkpoint of an earlier litlab (state_dict keys ``model.*``)
+        # is upgraded here, in place. Subclasses that override this hook call super() first.
+        upgrade_checkpoint(checkpoint, self)
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | os.PathLike[str] | IO[bytes],
+        map_location: Any = None,
+        hparams_file: str | os.PathLike[str] | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, for checkpoints of earlier litlab versions too.
+
+        Lightning gives the task only the saved hyperparameters its constructor takes by name,
+        so one saved under a renamed argument (``model``, now ``network``) is given here by its
+        new name, as a keyword argument (those given by the caller win). The state_dict is
+        upgraded by :meth:`on_load_checkpoint`.
+        """
+        if hparams_file is None:
+            kwargs = {**upgraded_hyperparameters(checkpoint_path, weights_only), **kwargs}
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
+        )
 
     def configure_model(self) -> None:
         # FSDP flattens every parameter to a 1-d shard before configure_optimizers runs (the

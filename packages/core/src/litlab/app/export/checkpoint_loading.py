@@ -18,6 +18,7 @@ from litlab.app.cli_errors import find_litlab_error
 from litlab.core.checkpoints.checks import check_config_classes, read_checkpoint
 from litlab.core.checkpoints.class_import import import_class
 from litlab.core.checkpoints.run_lookup import run_config_file
+from litlab.core.checkpoints.upgrade import upgrade_config
 from litlab.core.errors import LitlabError
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,14 @@ def _read_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text())
     if not isinstance(config, dict):
         raise LitlabError(f"{path} is not a litlab config (a YAML mapping with model and data).")
+    # A run config of an earlier litlab names the task's network `model` and classes that
+    # have moved since.
+    config, changes = upgrade_config(config)
+    if changes:
+        log.info(
+            "%s was written by an earlier litlab; read as this one writes it (%s)",
+            path, "; ".join(changes),
+        )  # fmt: skip
     return config
 
 

@@ -8,4 +8,6 @@
 - :mod:`~litlab.core.checkpoints.class_import`: classes by the dotted path a config or
   checkpoint records.
 - :mod:`~litlab.core.checkpoints.task_loading`: any task back from its checkpoint.
+- :mod:`~litlab.core.checkpoints.upgrade`: checkpoints and run configs of an earlier litlab
+  (renamed task arguments, moved classes), read as this version writes them.
 """

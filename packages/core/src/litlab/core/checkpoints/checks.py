@@ -25,6 +25,7 @@ from torch import nn
 from litlab.core.checkpoints.class_import import import_class
 from litlab.core.checkpoints.run_lookup import run_config_file, run_dir_of_checkpoint
 from litlab.core.checkpoints.state_dicts import SHOWN_NAMES, state_dict_problems
+from litlab.core.checkpoints.upgrade import upgrade_checkpoint
 from litlab.core.errors import LitlabError
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def class_path(obj: object) -> str:
 
 
 def stamp_checkpoint(checkpoint: dict[str, Any], module: nn.Module) -> None:
-    """Record the litlab-core version, the task class and its network's class (``module.model``,
+    """Record the litlab-core version, the task class and its network's class (``module.network``,
     where it has one) in ``checkpoint``."""
     task, network = _classes(module)
     checkpoint[STAMP_KEY] = {"version": litlab_version(), "task": task, "network": network}
@@ -65,7 +66,9 @@ def read_checkpoint(
     mmap: bool = False,
 ) -> dict[str, Any]:
     """``torch.load`` of a Lightning checkpoint, or a :class:`CheckpointError` that names the
-    file and says why it cannot be used.
+    file and says why it cannot be used. A checkpoint of an earlier litlab version comes back
+    as this version writes them (:func:`~litlab.core.checkpoints.upgrade.upgrade_checkpoint`;
+    the file is left as it is).
 
     Args:
         path: The checkpoint file.
@@ -106,6 +109,11 @@ def read_checkpoint(
             f"checkpoint {path} is not a Lightning checkpoint: it has no state_dict ({holds}). "
             f"Give --ckpt_path a .ckpt file that Lightning wrote."
         )
+    if changes := upgrade_checkpoint(checkpoint):
+        log.info(
+            "checkpoint %s was written by an earlier litlab; read as this one writes it (%s)",
+            path, "; ".join(changes),
+        )  # fmt: skip
     return checkpoint
 
 
@@ -272,7 +280,7 @@ def check_config_classes(
     path: str | os.PathLike[str], checkpoint: Mapping[str, Any], model: Any, source: str
 ) -> None:
     """Raise a :class:`CheckpointError` when the task or network class that the config's
-    ``model`` section (``{class_path, init_args: {model: {class_path}}}``) names is not the one
+    ``model`` section (``{class_path, init_args: {network: {class_path}}}``) names is not the one
     that made the checkpoint.
 
     Args:
@@ -284,7 +292,7 @@ def check_config_classes(
     made_by = _maker(checkpoint)
     if made_by is None or not isinstance(model, Mapping) or not model.get("class_path"):
         return
-    network = (model.get("init_args") or {}).get("model")
+    network = (model.get("init_args") or {}).get("network")
     asked = (
         model["class_path"],
         network.get("class_path") if isinstance(network, Mapping) else None,
@@ -306,19 +314,19 @@ def _experiments(path: Path, experiment: str | None) -> str:
 
 def _maker(checkpoint: Mapping[str, Any]) -> tuple[str, str | None] | None:
     """The class paths of the task and its network that wrote the checkpoint, from litlab's
-    stamp or from the hyperparameters LightningCLI saves (``_class_path``, ``model``)."""
+    stamp or from the hyperparameters LightningCLI saves (``_class_path``, ``network``)."""
     hparams = checkpoint.get("hyper_parameters") or {}
     stamp = checkpoint.get(STAMP_KEY) or {}
     task = stamp.get("task") or hparams.get("_class_path")
     if task is None:
         return None
-    network = hparams.get("model")
+    network = hparams.get("network")
     saved_network = network.get("class_path") if isinstance(network, Mapping) else None
     return task, stamp.get("network") or saved_network
 
 
 def _classes(module: nn.Module) -> tuple[str, str | None]:
-    network = getattr(module, "model", None)
+    network = getattr(module, "network", None)
     return class_path(module), class_path(network) if isinstance(network, nn.Module) else None
 
 

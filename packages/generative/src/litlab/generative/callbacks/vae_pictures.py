@@ -121,7 +121,7 @@ class VAEPictures(Callback):
         generator = torch.Generator().manual_seed(self.seed)
         samples = pl_module.sample_images(self.num_samples, generator=generator).cpu()
         log_image_grid(trainer, f"{stage}/samples", samples, nrow=PAIRS_PER_ROW)
-        if pl_module.model.latent_dim == 2:
+        if pl_module.network.latent_dim == 2:
             log_image_grid(
                 trainer,
                 f"{stage}/latent_map",
@@ -132,7 +132,7 @@ class VAEPictures(Callback):
     def _log_interpolation(
         self, trainer: Trainer, pl_module: LightningModule, stage: str, ends: torch.Tensor
     ) -> None:
-        mean, _ = pl_module.model.encode(ends.to(pl_module.device, pl_module.dtype))
+        mean, _ = pl_module.network.encode(ends.to(pl_module.device, pl_module.dtype))
         weights = torch.linspace(0, 1, self.interpolation_steps, device=mean.device)[:, None]
         codes = (1 - weights) * mean[0] + weights * mean[1]
         decoded = pl_module.decode_images(codes).cpu()

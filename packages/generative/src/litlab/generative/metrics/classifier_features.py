@@ -15,6 +15,7 @@ from torch import nn
 from litlab.core.checkpoints.class_import import import_class
 from litlab.core.checkpoints.run_lookup import run_config_file
 from litlab.core.checkpoints.task_loading import load_task
+from litlab.core.checkpoints.upgrade import upgrade_config
 from litlab.core.errors import LitlabError
 from litlab.vision.data.image_classification import PIXEL_RANGE_STATISTICS
 
@@ -136,7 +137,7 @@ class ClassifierFeatures(nn.Module):
         task = load_task(path, checkpoint, how_to_save=SAVE_CLASSIFIER_HINT)
         if mean is None or std is None:
             mean, std = _saved_normalisation(path, checkpoint, run_config)
-        network = getattr(task, "model", task)
+        network = getattr(task, "network", task)
         return cls(network, mean, std, name or run_config.get("experiment") or path.stem)
 
 
@@ -146,7 +147,8 @@ def _run_config(path: Path) -> dict[str, Any]:
     if config_file is None:
         return {}
     config = yaml.safe_load(config_file.read_text())
-    return config if isinstance(config, dict) else {}
+    # A run config of an earlier litlab names some classes where they were then.
+    return upgrade_config(config)[0] if isinstance(config, dict) else {}
 
 
 def _saved_normalisation(

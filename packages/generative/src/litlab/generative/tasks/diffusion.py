@@ -48,7 +48,7 @@ EVALUATION_STREAM, GRID_STREAM, PREDICT_STREAM = 1, 2, 3
 
 
 class DiffusionModel(Task):
-    """Trains ``model`` ``(x_t, t, labels) -> eps or v`` (as
+    """Trains ``network`` ``(x_t, t, labels) -> eps or v`` (as
     :class:`~litlab.generative.models.unet.UNet`) to denoise images in [-1, 1], and samples.
 
     Training draws t uniformly from ``0 .. T-1`` and minimises the MSE to the noise (``eps``,
@@ -79,7 +79,7 @@ class DiffusionModel(Task):
 
     def __init__(
         self,
-        model: nn.Module,
+        network: nn.Module,
         num_timesteps: PositiveInt = 1000,
         schedule: ScheduleName = "linear",
         prediction: Prediction = "eps",
@@ -101,7 +101,7 @@ class DiffusionModel(Task):
         grid_images: PositiveInt = 64,
     ) -> None:
         """Args:
-        model: The network (a ``class_path`` in YAML): ``(x_t, t, labels)`` to an output of
+        network: The network (a ``class_path`` in YAML): ``(x_t, t, labels)`` to an output of
             x_t's shape, with attributes ``in_channels`` and ``image_size``, and
             ``num_classes`` (None: unconditional) if it takes labels.
         num_timesteps: Diffusion steps T of training (1000 in Ho et al.).
@@ -150,10 +150,10 @@ class DiffusionModel(Task):
             problems.append(
                 f"sampling_steps={sampling_steps} exceeds num_timesteps={num_timesteps}"
             )
-        missing = [a for a in ("in_channels", "image_size") if not hasattr(model, a)]
+        missing = [a for a in ("in_channels", "image_size") if not hasattr(network, a)]
         if missing:
             problems.append(
-                f"{type(model).__name__} has no {' or '.join(missing)}: DiffusionModel needs "
+                f"{type(network).__name__} has no {' or '.join(missing)}: DiffusionModel needs "
                 "them to know the image shape, as litlab.generative.models.unet.UNet has"
             )
         if problems:
@@ -162,12 +162,12 @@ class DiffusionModel(Task):
                 "(e.g. --model.sampling_steps 50)."
             )
         self.save_hyperparameters(
-            logger=False, ignore=[*module_args_to_ignore("model"), *SAMPLING_ARGS]
+            logger=False, ignore=[*module_args_to_ignore("network"), *SAMPLING_ARGS]
         )
-        self.model = model
+        self.network = network
         self.schedule = NoiseSchedule.named(schedule, num_timesteps)
         self.prediction = prediction
-        self.num_classes: int | None = getattr(model, "num_classes", None)
+        self.num_classes: int | None = getattr(network, "num_classes", None)
         self.cond_drop_prob = cond_drop_prob
         self.sampler = sampler
         self.sampling_steps = sampling_steps
@@ -183,14 +183,14 @@ class DiffusionModel(Task):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (self.model.in_channels, self.model.image_size, self.model.image_size)
+        return (self.network.in_channels, self.network.image_size, self.network.image_size)
 
     def forward(
         self, xt: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None
     ) -> torch.Tensor:
         if self.num_classes is None:
-            return self.model(xt, t)
-        return self.model(xt, t, labels)
+            return self.network(xt, t)
+        return self.network(xt, t, labels)
 
     def configure_callbacks(self) -> list[Callback]:
         nrow = self.num_classes or 8
@@ -277,7 +277,7 @@ class DiffusionModel(Task):
         return None
 
     def _fingerprint(self) -> torch.Tensor:
-        return torch.stack([p.detach().double().sum() for p in self.model.parameters()]).cpu()
+        return torch.stack([p.detach().double().sum() for p in self.network.parameters()]).cpu()
 
     def sampling_network(self) -> nn.Module:
         """The network samples come from: the averaged (EMA) weights when a weight-averaging
@@ -290,12 +290,12 @@ class DiffusionModel(Task):
         """
         average = self._average_model()
         if average is None:
-            return self.model
+            return self.network
         if self._average_fingerprint is not None and torch.equal(
             self._fingerprint(), self._average_fingerprint
         ):
-            return self.model
-        return average.model
+            return self.network
+        return average.network
 
     @torch.no_grad()
     def sample_images(

@@ -57,7 +57,7 @@ class VAETask(Task):
 
     def __init__(
         self,
-        model: VAE,
+        network: VAE,
         likelihood: Literal["bernoulli", "gaussian"] = "bernoulli",
         binarize: Literal["dynamic", "none"] = "dynamic",
         beta: NonNegativeFloat = 1.0,
@@ -76,7 +76,7 @@ class VAETask(Task):
         decay_norm_and_bias: bool = False,
     ) -> None:
         """Args:
-        model: The encoder and decoder (a ``class_path`` in YAML), e.g.
+        network: The encoder and decoder (a ``class_path`` in YAML), e.g.
             litlab.generative.models.vae_conv.ConvVAE.
         likelihood: ``bernoulli`` (decoder logits) or ``gaussian`` (decoder means).
         binarize: Bernoulli only: ``dynamic`` binarises the [0, 1] pixels (fresh draws in
@@ -108,9 +108,9 @@ class VAETask(Task):
             iwae_chunk_size, pictures_every_n_epochs,
         )  # fmt: skip
         self.save_hyperparameters(
-            logger=False, ignore=[*module_args_to_ignore("model"), *EVALUATION_ARGS]
+            logger=False, ignore=[*module_args_to_ignore("network"), *EVALUATION_ARGS]
         )
-        self.model = model
+        self.network = network
         self.likelihood = likelihood
         self.binarize = binarize
         self.beta = beta
@@ -140,10 +140,10 @@ class VAETask(Task):
                 "Set data.init_args.pixel_range: unit."
             )
         image_shape = facts.image_shape
-        if image_shape is not None and tuple(image_shape) != self.model.image_shape:
+        if image_shape is not None and tuple(image_shape) != self.network.image_shape:
             raise LitlabError(
                 f"the data has images of shape {tuple(image_shape)} but the model was built for "
-                f"{self.model.image_shape}. Set model.init_args.model.init_args.image_shape: "
+                f"{self.network.image_shape}. Set model.init_args.network.init_args.image_shape: "
                 f"{list(image_shape)}."
             )
 
@@ -193,11 +193,11 @@ class VAETask(Task):
     ) -> dict[str, torch.Tensor]:
         """``recon`` (-log p(x|z)), ``kl`` and ``elbo`` (``-(recon + kl)``) per image in nats,
         each (B,), from one posterior sample ``z = mean + std * noise`` (default noise: drawn)."""
-        mean, log_var = (t.float() for t in self.model.encode(images))
+        mean, log_var = (t.float() for t in self.network.encode(images))
         if noise is None:
             noise = torch.randn_like(mean)
         z = mean + torch.exp(0.5 * log_var) * noise
-        recon = -self.log_likelihood(images, self.model.decode(z))
+        recon = -self.log_likelihood(images, self.network.decode(z))
         kl = 0.5 * (mean**2 + log_var.exp() - log_var - 1).sum(-1)
         return {"recon": recon, "kl": kl, "elbo": -(recon + kl)}
 
@@ -210,14 +210,14 @@ class VAETask(Task):
         ``chunk_size`` (default ``iwae_chunk_size``) at a time. One sample gives the ELBO in
         expectation; more give a tighter bound (Burda et al., 2016)."""
         chunk_size = chunk_size or self.iwae_chunk_size
-        mean, log_var = (t.float() for t in self.model.encode(images))
+        mean, log_var = (t.float() for t in self.network.encode(images))
         std = torch.exp(0.5 * log_var)
         log_weights = []
         for start in range(0, num_samples, chunk_size):
             n = min(chunk_size, num_samples - start)
             noise = torch.randn(n, *mean.shape, device=mean.device)
             z = mean + std * noise  # (n, B, latent_dim)
-            params = self.model.decode(z.flatten(0, 1))
+            params = self.network.decode(z.flatten(0, 1))
             targets = images.expand(n, *images.shape).flatten(0, 1)
             log_px = self.log_likelihood(targets, params).view(n, -1)
             log_pz = -0.5 * (z**2 + LOG_2PI).sum(-1)
@@ -273,13 +273,13 @@ class VAETask(Task):
     def decode_images(self, z: torch.Tensor) -> torch.Tensor:
         """Decoded latents ``z`` (B, latent_dim) as images in [0, 1]: the Bernoulli
         probabilities or the Gaussian means (clamped)."""
-        params = self.model.decode(z.to(self.device, self.dtype)).float()
+        params = self.network.decode(z.to(self.device, self.dtype)).float()
         return params.sigmoid() if self.likelihood == "bernoulli" else params.clamp(0, 1)
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` decoded from their posterior means, in [0, 1]."""
-        mean, _ = self.model.encode(images.to(self.device, self.dtype))
+        mean, _ = self.network.encode(images.to(self.device, self.dtype))
         return self.decode_images(mean)
 
     @torch.no_grad()
@@ -295,7 +295,7 @@ class VAETask(Task):
                 gives the same images on every device); default the global RNG.
         """
         device = generator.device if generator is not None else self.device
-        z = torch.randn(num_images, self.model.latent_dim, generator=generator, device=device)
+        z = torch.randn(num_images, self.network.latent_dim, generator=generator, device=device)
         return torch.cat([self.decode_images(chunk) for chunk in z.split(SAMPLE_CHUNK)])
 
 

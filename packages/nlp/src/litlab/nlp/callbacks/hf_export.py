@@ -17,7 +17,7 @@ from litlab.core.data_facts import data_facts_of
 log = logging.getLogger(__name__)
 
 # The task attribute that holds the exported network.
-MODEL_ATTRIBUTE = "model"
+MODEL_ATTRIBUTE = "network"
 
 
 class HFExport(Callback):
@@ -28,7 +28,7 @@ class HFExport(Callback):
 
     ``publish_dir`` also copies the final best (else last) export to a fixed folder at the end
     of training, so that a later config can name the result of this run (e.g. as the base
-    model of a fine-tuning run). The task's ``model`` needs ``save_pretrained(path, tokenizer,
+    model of a fine-tuning run). The task's ``network`` needs ``save_pretrained(path, tokenizer,
     state_dict)`` and ``is_adapted``, as :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`
     has; other models are not exported. The weights written are the checkpoint's, so the
     export is the same under FSDP, where the live weights are shards.
@@ -79,7 +79,7 @@ class HFExport(Callback):
         source_ckpt = checkpoint and (checkpoint.best_model_path or checkpoint.last_model_path)
         if not source_ckpt or not trainer.is_global_zero:
             return
-        source = self.export_dir(source_ckpt, pl_module.model.is_adapted)
+        source = self.export_dir(source_ckpt, pl_module.network.is_adapted)
         target = Path(self.publish_dir)
         _replace_dir(target, lambda tmp: shutil.copytree(source, tmp))
         log.info("Published %s to %s", source, target)

@@ -40,7 +40,7 @@ TRAINABLE_ONLY_KEY = "litlab_trainable_only"
 
 
 class CausalLanguageModel(Task):
-    """Trains ``model`` (token ids -> next-token logits, e.g.
+    """Trains ``network`` (token ids -> next-token logits, e.g.
     :class:`~litlab.nlp.models.hf_causal_lm.HFCausalLM`) to predict each next token.
 
     Logs ``train/loss`` and, per validation run, ``val/loss`` (mean cross-entropy per
@@ -61,7 +61,7 @@ class CausalLanguageModel(Task):
 
     def __init__(
         self,
-        model: nn.Module,
+        network: nn.Module,
         lr: PositiveFloat = 3e-4,
         weight_decay: NonNegativeFloat = 0.0,
         optimizer: OptimizerCallable | None = None,
@@ -75,7 +75,7 @@ class CausalLanguageModel(Task):
         top_p: ClosedUnitInterval | None = None,
     ) -> None:
         """Args:
-        model: The language model (a ``class_path`` in YAML): ``model(input_ids,
+        network: The language model (a ``class_path`` in YAML): ``network(input_ids,
             attention_mask)`` gives logits ``(B, T, vocab)``; ``generate`` is needed to predict.
         lr: Peak learning rate.
         weight_decay: Weight decay.
@@ -92,8 +92,8 @@ class CausalLanguageModel(Task):
         super().__init__(
             lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
         )
-        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
-        self.model = model
+        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("network"))
+        self.network = network
         self.generation_options = {
             "max_new_tokens": max_new_tokens,
             "do_sample": do_sample,
@@ -143,7 +143,7 @@ class CausalLanguageModel(Task):
     def _check_data_fits_model(self) -> None:
         """Token ids or positions beyond the model's embeddings fail deep inside the forward
         pass with a bare IndexError; say which setting is wrong instead."""
-        config = getattr(self.model, "config", None)
+        config = getattr(self.network, "config", None)
         vocab_size = getattr(config, "vocab_size", None)
         tokenizer = self._tokenizer(required=False)
         if tokenizer is not None and vocab_size is not None and len(tokenizer) > vocab_size:
@@ -165,7 +165,7 @@ class CausalLanguageModel(Task):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.model(input_ids, attention_mask)
+        return self.network(input_ids, attention_mask)
 
     def token_losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The summed next-token cross-entropy of the batch and the number of tokens predicted."""
@@ -211,7 +211,7 @@ class CausalLanguageModel(Task):
         """``litlab export --format hf``: the network as a plain Hugging Face folder, adapter
         merged in, checked by loading it back (see :func:`litlab.nlp.merged_export.export_merged`).
         """
-        export_merged(self.model, path, datamodule)
+        export_merged(self.network, path, datamodule)
 
     def configure_callbacks(self) -> list[Callback]:
         callbacks: list[Callback] = [CSVPredictionWriter()]
@@ -236,9 +236,9 @@ class CausalLanguageModel(Task):
     ) -> torch.Tensor:
         """Prompt and generated token ids, with the task's generation settings unless
         ``options`` override them."""
-        if not hasattr(self.model, "generate"):
+        if not hasattr(self.network, "generate"):
             raise LitlabError(
-                f"{type(self.model).__name__} has no generate(): use a model such as "
+                f"{type(self.network).__name__} has no generate(): use a model such as "
                 f"litlab.nlp.models.hf_causal_lm.HFCausalLM to generate text."
             )
         settings = {**self.generation_options, **options}
@@ -251,7 +251,7 @@ class CausalLanguageModel(Task):
             settings.setdefault("eos_token_id", tokenizer.eos_token_id)
             pad = tokenizer.pad_token_id
             settings.setdefault("pad_token_id", tokenizer.eos_token_id if pad is None else pad)
-        return self.model.generate(input_ids, attention_mask=attention_mask, **settings)
+        return self.network.generate(input_ids, attention_mask=attention_mask, **settings)
 
     def _tokenizer(self, required: bool) -> Any:
         tokenizer = self.data_facts.tokenizer
@@ -275,6 +275,7 @@ class CausalLanguageModel(Task):
         checkpoint[TRAINABLE_ONLY_KEY] = True
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         if "state_dict" not in checkpoint:
             # FSDP loads (and takes out) the weights before this hook; litlab's --ckpt_path
             # check has compared them with required_state_names() before the run.
@@ -287,7 +288,7 @@ class CausalLanguageModel(Task):
             raise LitlabError(
                 f"{source} holds only the trainable weights of an adapted model (e.g. LoRA), "
                 f"but this model has no adapter. Configure the adapter the run used "
-                f"(model.model.init_args.adapter), or load its exported adapter folder."
+                f"(model.init_args.network.init_args.adapter), or load its exported adapter folder."
             )
         expected = self.trainable_state_names() if partial else set(current)
         problems = state_dict_problems(saved, current, expected)

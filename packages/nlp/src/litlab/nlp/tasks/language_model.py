@@ -33,7 +33,7 @@ GENERATION_ARGS = ("max_new_tokens", "temperature", "top_k", "top_p")
 
 
 class LanguageModel(Task):
-    """Trains ``model`` (token ids (B, T) -> logits (B, T, V)) to predict the next token.
+    """Trains ``network`` (token ids (B, T) -> logits (B, T, V)) to predict the next token.
 
     Logs ``train/loss``, ``val/loss`` (mean cross-entropy per predicted token, in nats) and
     ``val/bpc`` (bits per character: ``val/loss / ln 2``, for character-level data); the best
@@ -58,7 +58,7 @@ class LanguageModel(Task):
 
     def __init__(
         self,
-        model: nn.Module,
+        network: nn.Module,
         lr: PositiveFloat = 1e-3,
         weight_decay: NonNegativeFloat = 0.1,
         optimizer: OptimizerCallable | None = None,
@@ -71,7 +71,7 @@ class LanguageModel(Task):
         top_p: LeftOpenUnitInterval | None = None,
     ) -> None:
         """Args:
-        model: The network (a ``class_path`` in YAML) mapping token ids to next-token logits.
+        network: The network (a ``class_path`` in YAML) mapping token ids to next-token logits.
         lr: Peak learning rate.
         weight_decay: Weight decay of the matrices and embeddings (not of norms and biases).
         optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
@@ -99,9 +99,9 @@ class LanguageModel(Task):
         # the config's model arguments with the checkpoint's, which would silently undo
         # `litlab predict --model.temperature 0.8`.
         self.save_hyperparameters(
-            logger=False, ignore=[*module_args_to_ignore("model"), *GENERATION_ARGS]
+            logger=False, ignore=[*module_args_to_ignore("network"), *GENERATION_ARGS]
         )
-        self.model = model
+        self.network = network
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_k = top_k
@@ -113,27 +113,27 @@ class LanguageModel(Task):
         self.val_tokens = SumMetric()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model(idx)
+        return self.network(idx)
 
     def export_spec(self, datamodule: LightningDataModule | None) -> ExportSpec:
         """``litlab export``: the network, from int64 token ids ``(batch, time)`` to next-token
         logits ``(batch, time, vocab_size)``, with ``time`` up to the model's ``block_size``.
         The sidecar gets the vocabulary (the characters in id order) saved in the checkpoint.
         """
-        vocab_size = getattr(self.model, "vocab_size", None)
+        vocab_size = getattr(self.network, "vocab_size", None)
         if not isinstance(vocab_size, int):
             raise LitlabError(
                 f"{type(self).__name__} cannot be exported: its network "
-                f"{type(self.model).__name__} has no vocab_size attribute (the number of token "
+                f"{type(self.network).__name__} has no vocab_size attribute (the number of token "
                 f"ids), which export needs for the logits' shape, as GPT has."
             )
-        block_size = getattr(self.model, "block_size", None)
+        block_size = getattr(self.network, "block_size", None)
         batch, time = DynamicAxis("batch"), DynamicAxis("time", max=block_size)
         metadata: dict[str, Any] = {"block_size": block_size}
         if (chars := getattr(self.vocabulary, "chars", None)) is not None:
             metadata["vocabulary"] = chars
         return ExportSpec(
-            network=self.model,
+            network=self.network,
             inputs=(TensorSpec("token_ids", (batch, time), torch.int64, high=vocab_size),),
             outputs=(TensorSpec("logits", (batch, time, vocab_size)),),
             metadata=metadata,
@@ -147,23 +147,23 @@ class LanguageModel(Task):
     def setup(self, stage: str) -> None:
         facts = self.data_facts
         data_block_size = facts.block_size
-        model_block_size = getattr(self.model, "block_size", None)
+        model_block_size = getattr(self.network, "block_size", None)
         if data_block_size and model_block_size and data_block_size > model_block_size:
             raise LitlabError(
                 f"the data has blocks of {data_block_size} tokens but the model's block_size is "
                 f"{model_block_size}. Set data.init_args.block_size to at most "
-                f"{model_block_size}, or model.init_args.model.init_args.block_size to "
+                f"{model_block_size}, or model.init_args.network.init_args.block_size to "
                 f"{data_block_size}."
             )
         vocabulary = facts.vocabulary
         if vocabulary is None:
             return
-        model_vocab_size = getattr(self.model, "vocab_size", None)
+        model_vocab_size = getattr(self.network, "vocab_size", None)
         if model_vocab_size is not None and model_vocab_size < len(vocabulary):
             raise LitlabError(
                 f"the model has vocab_size={model_vocab_size} but the data has "
                 f"{len(vocabulary)} distinct tokens. Set "
-                f"model.init_args.model.init_args.vocab_size: {len(vocabulary)}."
+                f"model.init_args.network.init_args.vocab_size: {len(vocabulary)}."
             )
         self.vocabulary = vocabulary
 
@@ -174,6 +174,7 @@ class LanguageModel(Task):
             checkpoint["vocabulary"] = chars
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         saved = checkpoint.get("vocabulary")
         current = getattr(self.vocabulary, "chars", None)
         if saved is not None and current is None:
@@ -223,9 +224,9 @@ class LanguageModel(Task):
     def predict_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, list[str]]:
         """Continue the prompts ``batch`` (B, T) and return ``prompt`` and ``text`` (prompt and
         continuation), decoded."""
-        if not hasattr(self.model, "generate"):
+        if not hasattr(self.network, "generate"):
             raise LitlabError(
-                f"{type(self.model).__name__} has no generate(); litlab predict needs a model "
+                f"{type(self.network).__name__} has no generate(); litlab predict needs a model "
                 "that samples text, such as litlab.nlp.models.gpt.GPT."
             )
         if self.vocabulary is None:
@@ -235,7 +236,7 @@ class LanguageModel(Task):
             )
         generator = torch.Generator(device=batch.device)
         generator.manual_seed(derive_seed(run_seed(), batch_idx))
-        generated = self.model.generate(
+        generated = self.network.generate(
             batch,
             self.max_new_tokens,
             temperature=self.temperature,

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class TextClassifier(ClassificationTask):
-    """Trains ``model`` (``input_ids``, ``attention_mask`` -> logits) with cross-entropy and
+    """Trains ``network`` (``input_ids``, ``attention_mask`` -> logits) with cross-entropy and
     reports accuracy, for :class:`~litlab.nlp.models.rnn_classifier.RNNClassifier` and
     :class:`~litlab.nlp.models.hf_sequence_classifier.HFSequenceClassifier` alike.
 
@@ -45,7 +45,7 @@ class TextClassifier(ClassificationTask):
 
     def __init__(
         self,
-        model: nn.Module,
+        network: nn.Module,
         num_classes: NumClasses = 2,
         label_smoothing: RightOpenUnitInterval = 0.0,
         lr: PositiveFloat = 1e-3,
@@ -56,7 +56,7 @@ class TextClassifier(ClassificationTask):
         decay_norm_and_bias: bool = False,
     ) -> None:
         """Args:
-        model: The network (a ``class_path`` in YAML) mapping token ids and attention mask
+        network: The network (a ``class_path`` in YAML) mapping token ids and attention mask
             to ``num_classes`` logits.
         num_classes: Number of classes.
         label_smoothing: Cross-entropy label smoothing (0 disables it).
@@ -78,13 +78,13 @@ class TextClassifier(ClassificationTask):
             lr_scheduler_interval=lr_scheduler_interval,
             decay_norm_and_bias=decay_norm_and_bias,
         )
-        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
-        self.model = model
+        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("network"))
+        self.network = network
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.model(input_ids, attention_mask)
+        return self.network(input_ids, attention_mask)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
@@ -93,7 +93,7 @@ class TextClassifier(ClassificationTask):
         """``litlab export --format hf``: the network as a plain Hugging Face folder, adapter
         merged in, checked by loading it back (see :func:`litlab.nlp.merged_export.export_merged`).
         """
-        export_merged(self.model, path, datamodule)
+        export_merged(self.network, path, datamodule)
 
     # ----- set-up checks
 
@@ -103,8 +103,8 @@ class TextClassifier(ClassificationTask):
         tokenizer = facts.tokenizer
         # Word vectors are looked up by the data's vocabulary, known only now. Resuming or
         # testing from a checkpoint overwrites them with the trained embeddings afterwards.
-        if stage == "fit" and tokenizer is not None and hasattr(self.model, "load_word_vectors"):
-            self.model.load_word_vectors(tokenizer.get_vocab())
+        if stage == "fit" and tokenizer is not None and hasattr(self.network, "load_word_vectors"):
+            self.network.load_word_vectors(tokenizer.get_vocab())
 
     def _check_data(self, facts: DataFacts) -> None:
         data_classes = facts.num_classes
@@ -115,7 +115,7 @@ class TextClassifier(ClassificationTask):
                 f"network's num_classes/num_labels) to {data_classes}."
             )
         tokenizer = facts.tokenizer
-        model_vocab = getattr(self.model, "vocab_size", None)
+        model_vocab = getattr(self.network, "vocab_size", None)
         if tokenizer is not None and model_vocab is not None and len(tokenizer) > model_vocab:
             raise LitlabError(
                 f"the tokenizer has {len(tokenizer)} tokens but the model's embedding table "
@@ -125,10 +125,10 @@ class TextClassifier(ClassificationTask):
         if tokenizer is None:
             return
         special = {"padding_idx": tokenizer.pad_token_id}
-        if getattr(self.model, "word_dropout", 0):
+        if getattr(self.network, "word_dropout", 0):
             special["unknown_idx"] = tokenizer.unk_token_id
         for name, token_id in special.items():
-            model_id = getattr(self.model, name, None)
+            model_id = getattr(self.network, name, None)
             if None not in (model_id, token_id) and model_id != token_id:
                 raise LitlabError(
                     f"the model's {name} is {model_id} but the tokenizer's token is id "
@@ -136,8 +136,8 @@ class TextClassifier(ClassificationTask):
                 )
 
     def on_fit_start(self) -> None:
-        count = count_parameters(self.model)
-        log.info("%s: %s", type(self.model).__name__, count)
+        count = count_parameters(self.network)
+        log.info("%s: %s", type(self.network).__name__, count)
         metrics = {
             "params/trainable": count.trainable,
             "params/total": count.total,

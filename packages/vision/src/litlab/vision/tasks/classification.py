@@ -25,7 +25,7 @@ from litlab.vision.callbacks.classification_report import ClassificationReport
 
 
 class ImageClassifier(ClassificationTask):
-    """Trains ``model`` (images -> logits) with cross-entropy and reports accuracy.
+    """Trains ``network`` (images -> logits) with cross-entropy and reports accuracy.
 
     Logs, and picks the best checkpoint, as every
     :class:`~litlab.core.classification_task.ClassificationTask` does. Targets may be class
@@ -38,7 +38,7 @@ class ImageClassifier(ClassificationTask):
 
     def __init__(
         self,
-        model: nn.Module,
+        network: nn.Module,
         num_classes: NumClasses,
         label_smoothing: RightOpenUnitInterval = 0.0,
         lr: PositiveFloat = 1e-3,
@@ -52,7 +52,7 @@ class ImageClassifier(ClassificationTask):
         report_worst: NonNegativeInt = 16,
     ) -> None:
         """Args:
-        model: The network (a ``class_path`` in YAML) mapping images to ``num_classes`` logits.
+        network: The network (a ``class_path`` in YAML) mapping images to ``num_classes`` logits.
         num_classes: Number of classes.
         label_smoothing: Cross-entropy label smoothing (0 disables it).
         lr: Learning rate.
@@ -83,27 +83,27 @@ class ImageClassifier(ClassificationTask):
             "unfreeze_backbone": unfreeze_backbone_at_epoch is not None,
         }
         for method, needed in needs.items():
-            if needed and not hasattr(model, method):
+            if needed and not hasattr(network, method):
                 raise LitlabError(
-                    f"{type(model).__name__} has no {method}(): backbone_lr_scale and "
+                    f"{type(network).__name__} has no {method}(): backbone_lr_scale and "
                     f"unfreeze_backbone_at_epoch need a model with a backbone, such as "
                     f"litlab.vision.models.torchvision_resnet.TorchvisionResNet."
                 )
-        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("model"))
-        self.model = model
+        self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("network"))
+        self.network = network
         self.backbone_lr_scale = backbone_lr_scale
         self.unfreeze_backbone_at_epoch = unfreeze_backbone_at_epoch
         self.report_worst = report_worst
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.network(x)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         if self.backbone_lr_scale == 1.0:
             return super().parameter_groups()
         return [
-            {"params": self.model.backbone_parameters(), "lr_scale": self.backbone_lr_scale},
-            {"params": self.model.head_parameters()},
+            {"params": self.network.backbone_parameters(), "lr_scale": self.backbone_lr_scale},
+            {"params": self.network.head_parameters()},
         ]
 
     def configure_callbacks(self) -> list[Callback]:
@@ -116,15 +116,15 @@ class ImageClassifier(ClassificationTask):
         image_shape = self.data_facts.image_shape
         if image_shape is None:
             return
-        if mismatches := _input_mismatches(self.model, tuple(image_shape)):
+        if mismatches := _input_mismatches(self.network, tuple(image_shape)):
             built = ", ".join(f"{name}={current}" for name, (current, _) in mismatches.items())
             fixes = ", ".join(
-                f"model.init_args.model.init_args.{name}: {value}"
+                f"model.init_args.network.init_args.{name}: {value}"
                 for name, (_, value) in mismatches.items()
             )
             raise LitlabError(
                 f"the data gives images of shape {tuple(image_shape)} but "
-                f"{type(self.model).__name__} is built with {built}: set {fixes}."
+                f"{type(self.network).__name__} is built with {built}: set {fixes}."
             )
 
     def on_train_epoch_start(self) -> None:
@@ -132,7 +132,7 @@ class ImageClassifier(ClassificationTask):
         # optimizer skips them); unfreezing only lets gradients flow again.
         epoch = self.unfreeze_backbone_at_epoch
         if epoch is not None and self.current_epoch >= epoch:
-            self.model.unfreeze_backbone()
+            self.network.unfreeze_backbone()
 
     def _logits(
         self, images: torch.Tensor, stage: str, batch_idx: int, ids: Any = None
@@ -145,7 +145,7 @@ class ImageClassifier(ClassificationTask):
             samples = f" ({', '.join(map(str, names[:3]))}{' ...' if len(names) > 3 else ''})"
             raise LitlabError(
                 f"{stage} batch {batch_idx}{samples if names else ''}: "
-                f"{type(self.model).__name__} cannot take images of shape "
+                f"{type(self.network).__name__} cannot take images of shape "
                 f"{tuple(images.shape[1:])}: {err}"
             ) from err
 
@@ -169,11 +169,11 @@ class ImageClassifier(ClassificationTask):
         DataModule does to logits ``(batch, num_classes)``. The sidecar gets the
         normalisation and the class names when the DataModule has them."""
         facts = data_facts_of(datamodule)
-        image_shape = facts.image_shape or _network_image_shape(self.model)
+        image_shape = facts.image_shape or _network_image_shape(self.network)
         if image_shape is None:
             raise LitlabError(
                 f"{type(self).__name__} cannot be exported: the shape of its input images is "
-                f"unknown ({type(self.model).__name__} does not say, and no DataModule with "
+                f"unknown ({type(self.network).__name__} does not say, and no DataModule with "
                 f"image_shape is known). Export a checkpoint of a litlab fit run (its "
                 f"config.yaml names the data) or give the training config with -c."
             )
@@ -189,7 +189,7 @@ class ImageClassifier(ClassificationTask):
             metadata["class_names"] = list(classes)
         batch = DynamicAxis("batch")
         return ExportSpec(
-            network=self.model,
+            network=self.network,
             inputs=(TensorSpec("images", (batch, *image_shape)),),
             outputs=(TensorSpec("logits", (batch, self.num_classes)),),
             metadata=metadata,
