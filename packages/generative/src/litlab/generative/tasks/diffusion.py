@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import WeightAveraging
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerStatus
 from torch import nn
 
@@ -85,11 +84,7 @@ class DiffusionModel(Task):
         prediction: Prediction = "eps",
         cond_drop_prob: RightOpenUnitInterval = 0.1,
         lr: PositiveFloat = 2e-4,
-        weight_decay: NonNegativeFloat = 0.0,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
-        decay_norm_and_bias: bool = False,
         sampler: Literal["ddpm", "ddim"] = "ddim",
         sampling_steps: PositiveInt = 100,
         eta: NonNegativeFloat = 0.0,
@@ -99,6 +94,7 @@ class DiffusionModel(Task):
         sample_batch_size: PositiveInt = 64,
         sample_every_n_epochs: NonNegativeInt = 1,
         grid_images: PositiveInt = 64,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The network (a ``class_path`` in YAML): ``(x_t, t, labels)`` to an output of
@@ -110,12 +106,7 @@ class DiffusionModel(Task):
         cond_drop_prob: Conditional models: probability that a training label becomes "no
             class" (classifier-free guidance; 0.1-0.2 is usual). Ignored without classes.
         lr: Peak learning rate.
-        weight_decay: Weight decay of the matrices (not of norms and biases).
-        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
-            default AdamW.
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
         lr_scheduler_interval: Step the scheduler every ``"step"`` or every ``"epoch"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
         sampler: ``ddpm`` (ancestral, all T steps) or ``ddim``.
         sampling_steps: DDIM steps (network evaluations per image); DDPM always takes T.
         eta: DDIM noise: 0 deterministic, 1 DDPM-like.
@@ -127,10 +118,10 @@ class DiffusionModel(Task):
             twice with guidance).
         sample_every_n_epochs: Log a grid of samples every this many epochs (0: never).
         grid_images: Images in that grid (conditional models: the classes in turn).
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
-        super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
-        )
+        super().__init__(lr=lr, lr_scheduler_interval=lr_scheduler_interval, **kwargs)
         problems = [
             f"{name} must be >= {low}, got {value}"
             for name, value, low in (

@@ -10,7 +10,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from litlab.core.errors import LitlabError
@@ -68,12 +67,7 @@ class VAETask(Task):
         iwae_chunk_size: PositiveInt = 10,
         eval_seed: int = 0,
         pictures_every_n_epochs: NonNegativeInt = 5,
-        lr: PositiveFloat = 1e-3,
-        weight_decay: NonNegativeFloat = 0.0,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        decay_norm_and_bias: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The encoder and decoder (a ``class_path`` in YAML), e.g.
@@ -92,17 +86,10 @@ class VAETask(Task):
         eval_seed: Seed of the fixed validation/test binarisation or dequantisation noise.
         pictures_every_n_epochs: Log reconstructions, samples, an interpolation (and a latent
             map for a 2-d latent) every this many epochs and at test (0: no pictures).
-        lr: Learning rate.
-        weight_decay: Weight decay.
-        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
-            default AdamW (Adam with ``weight_decay: 0``).
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
-        lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every ``"step"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
-        super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
-        )
+        super().__init__(**kwargs)
         _check_options(
             likelihood, binarize, beta, kl_warmup_steps, decoder_std, iwae_samples,
             iwae_chunk_size, pictures_every_n_epochs,

@@ -11,7 +11,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningDataModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import SumMetric
 
@@ -22,7 +21,6 @@ from litlab.core.hparams import module_args_to_ignore
 from litlab.core.module_wrappers import unwrapped_name
 from litlab.core.number_types import (
     ClosedUnitInterval,
-    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -63,35 +61,28 @@ class CausalLanguageModel(Task):
         self,
         network: nn.Module,
         lr: PositiveFloat = 3e-4,
-        weight_decay: NonNegativeFloat = 0.0,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
-        decay_norm_and_bias: bool = False,
         max_new_tokens: PositiveInt = 64,
         do_sample: bool = True,
         temperature: PositiveFloat = 1.0,
         top_k: NonNegativeInt | None = 50,
         top_p: ClosedUnitInterval | None = None,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The language model (a ``class_path`` in YAML): ``network(input_ids,
             attention_mask)`` gives logits ``(B, T, vocab)``; ``generate`` is needed to predict.
         lr: Peak learning rate.
-        weight_decay: Weight decay.
-        optimizer: Optimizer class, called with the trainable parameters; default AdamW.
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
         lr_scheduler_interval: Step the scheduler every ``"step"`` or every ``"epoch"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
         max_new_tokens: Tokens generated per prompt by ``litlab predict``.
         do_sample: Sample the continuation (with the settings below); off: greedy decoding.
         temperature: Sampling temperature (below 1: more conservative).
         top_k: Sample among the k most likely tokens only (None: all).
         top_p: Nucleus sampling: among the most likely tokens whose probabilities sum to p.
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
-        super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
-        )
+        super().__init__(lr=lr, lr_scheduler_interval=lr_scheduler_interval, **kwargs)
         self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("network"))
         self.network = network
         self.generation_options = {

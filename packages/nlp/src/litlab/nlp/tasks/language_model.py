@@ -8,7 +8,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningDataModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import SumMetric
 
@@ -19,7 +18,6 @@ from litlab.core.number_types import (
     LeftOpenUnitInterval,
     NonNegativeFloat,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
 )
 from litlab.core.seeding import derive_seed, run_seed
@@ -59,34 +57,28 @@ class LanguageModel(Task):
     def __init__(
         self,
         network: nn.Module,
-        lr: PositiveFloat = 1e-3,
         weight_decay: NonNegativeFloat = 0.1,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "step",
-        decay_norm_and_bias: bool = False,
         max_new_tokens: NonNegativeInt = 500,
         temperature: NonNegativeFloat = 1.0,
         top_k: PositiveInt | None = None,
         top_p: LeftOpenUnitInterval | None = None,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The network (a ``class_path`` in YAML) mapping token ids to next-token logits.
-        lr: Peak learning rate.
         weight_decay: Weight decay of the matrices and embeddings (not of norms and biases).
-        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
-            default AdamW.
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
         lr_scheduler_interval: Step the scheduler every ``"step"`` or every ``"epoch"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
         max_new_tokens: Tokens generated per prompt by ``litlab predict``.
         temperature: Sampling temperature: < 1 sharper, > 1 flatter, 0 always the most likely.
         top_k: Sample only among the ``top_k`` most likely tokens (None: all).
         top_p: Sample only from the smallest set of most likely tokens holding probability
             ``top_p`` (nucleus sampling; None: all).
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
         super().__init__(
-            lr, weight_decay, optimizer, lr_scheduler, lr_scheduler_interval, decay_norm_and_bias
+            weight_decay=weight_decay, lr_scheduler_interval=lr_scheduler_interval, **kwargs
         )
         try:
             check_sampling_options(temperature, top_k, top_p)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from litlab.core.classification_task import ClassificationTask
@@ -17,9 +16,7 @@ from litlab.core.data_facts import DataFacts
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
 from litlab.core.number_types import (
-    NonNegativeFloat,
     NumClasses,
-    PositiveFloat,
     RightOpenUnitInterval,
 )
 from litlab.nlp.adapters import count_parameters
@@ -48,36 +45,17 @@ class TextClassifier(ClassificationTask):
         network: nn.Module,
         num_classes: NumClasses = 2,
         label_smoothing: RightOpenUnitInterval = 0.0,
-        lr: PositiveFloat = 1e-3,
-        weight_decay: NonNegativeFloat = 0.0,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        decay_norm_and_bias: bool = False,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The network (a ``class_path`` in YAML) mapping token ids and attention mask
             to ``num_classes`` logits.
         num_classes: Number of classes.
         label_smoothing: Cross-entropy label smoothing (0 disables it).
-        lr: Learning rate.
-        weight_decay: Weight decay.
-        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
-            default AdamW.
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
-        lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every ``"step"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
-        super().__init__(
-            num_classes,
-            label_smoothing,
-            lr=lr,
-            weight_decay=weight_decay,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scheduler_interval=lr_scheduler_interval,
-            decay_norm_and_bias=decay_norm_and_bias,
-        )
+        super().__init__(num_classes, label_smoothing, **kwargs)
         self.save_hyperparameters(logger=False, ignore=module_args_to_ignore("network"))
         self.network = network
 

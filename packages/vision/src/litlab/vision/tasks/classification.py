@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningDataModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from litlab.core.classification_task import ClassificationTask
@@ -18,7 +17,6 @@ from litlab.core.number_types import (
     NonNegativeFloat,
     NonNegativeInt,
     NumClasses,
-    PositiveFloat,
     RightOpenUnitInterval,
 )
 from litlab.vision.callbacks.classification_report import ClassificationReport
@@ -41,43 +39,24 @@ class ImageClassifier(ClassificationTask):
         network: nn.Module,
         num_classes: NumClasses,
         label_smoothing: RightOpenUnitInterval = 0.0,
-        lr: PositiveFloat = 1e-3,
-        weight_decay: NonNegativeFloat = 0.0,
-        optimizer: OptimizerCallable | None = None,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        decay_norm_and_bias: bool = False,
         backbone_lr_scale: NonNegativeFloat = 1.0,
         unfreeze_backbone_at_epoch: NonNegativeInt | None = None,
         report_worst: NonNegativeInt = 16,
+        **kwargs: Any,
     ) -> None:
         """Args:
         network: The network (a ``class_path`` in YAML) mapping images to ``num_classes`` logits.
         num_classes: Number of classes.
         label_smoothing: Cross-entropy label smoothing (0 disables it).
-        lr: Learning rate.
-        weight_decay: Weight decay.
-        optimizer: Optimizer class, called with the parameter groups, lr and weight_decay;
-            default AdamW.
-        lr_scheduler: Optional LR scheduler class, called with the optimizer.
-        lr_scheduler_interval: Step the scheduler every ``"epoch"`` or every ``"step"``.
-        decay_norm_and_bias: Weight-decay norm weights and biases too (default: exempt).
         backbone_lr_scale: LR of the model's backbone relative to ``lr`` (fine-tuning a
             pretrained backbone under a new head, e.g. 0.1).
         unfreeze_backbone_at_epoch: Unfreeze a frozen backbone from this epoch on (feature
             extraction first, then fine-tuning).
         report_worst: Worst-classified test images shown in W&B (0: no test report).
+        **kwargs: The other optimizer arguments of :class:`~litlab.core.task.Task`
+            (``optimizer``, ``lr_scheduler``, ...), handed on as they are.
         """
-        super().__init__(
-            num_classes,
-            label_smoothing,
-            lr=lr,
-            weight_decay=weight_decay,
-            optimizer=optimizer,
-            lr_scheduler=lr_scheduler,
-            lr_scheduler_interval=lr_scheduler_interval,
-            decay_norm_and_bias=decay_norm_and_bias,
-        )
+        super().__init__(num_classes, label_smoothing, **kwargs)
         needs = {
             "backbone_parameters": backbone_lr_scale != 1.0,
             "unfreeze_backbone": unfreeze_backbone_at_epoch is not None,
