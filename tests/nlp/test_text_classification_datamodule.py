@@ -271,3 +271,22 @@ def test_real_sst2_splits(data_root, tmp_path):
     assert sum(dm.splits["val"]["labels"]) == 444  # positive dev sentences
     assert len(dm.tokenizer) == 14745  # every training word ([PAD], [UNK] and 14,743 words)
     assert next(iter(dm.predict_dataloader()))["id"][:3] == ["0", "1", "2"]
+
+
+def test_sst2_offers_the_loader_options_and_fixes_its_files_columns_and_classes():
+    """SST2DataModule hands the base's options on through **kwargs (declared once, there);
+    jsonargparse drops from the config what SST-2 fixes."""
+    from jsonargparse import ArgumentParser
+
+    from litlab.nlp.data.text_classification import SST2DataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(SST2DataModule, "data")
+    defaults = parser.get_defaults()["data"]
+    assert sorted(defaults.keys()) == [
+        "batch_size", "cache_dir", "data_dir", "eval_batch_size", "group_by_length",
+        "lowercase", "max_length", "min_frequency", "num_workers", "tokenizer", "vocab_size",
+    ]  # fmt: skip
+    assert (defaults["max_length"], defaults["vocab_size"]) == (64, 20000)
+    with pytest.raises(Exception, match="train"):
+        parser.parse_args(["--data.train", "other.tsv"])

@@ -426,32 +426,16 @@ class SST2DataModule(TextClassificationDataModule):
     def __init__(
         self,
         data_dir: str | None = None,
-        tokenizer: str | None = None,
-        vocab_size: PositiveInt | None = 20000,
-        min_frequency: NonNegativeInt = 1,
-        lowercase: bool = True,
         max_length: PositiveInt = 64,
-        batch_size: PositiveInt = 32,
-        eval_batch_size: PositiveInt | None = None,
-        group_by_length: bool = False,
-        num_workers: NonNegativeInt = 0,
-        cache_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """Args:
         data_dir: Data root holding ``SST-2/``; default ``$LITLAB_DATA``, else ``./data``.
-        tokenizer: Hugging Face tokenizer (hub name or folder); None: a word-level one learnt
-            from the training sentences.
-        vocab_size: Word-level tokenizer only: vocabulary size (None: every word).
-        min_frequency: Word-level tokenizer only: rarer words are ``[UNK]``.
-        lowercase: Word-level tokenizer only: lowercase the text (SST-2 already is).
         max_length: Longer sentences are truncated to this many tokens (the longest SST-2
             sentence has 52 words).
-        batch_size: Training batch size.
-        eval_batch_size: Batch size of validation, test and predict; default ``batch_size``.
-        group_by_length: Batch training sentences of similar length together (faster
-            transformers; SST-2's training phrases run from 1 to 52 words).
-        num_workers: Loader worker processes.
-        cache_dir: Cache of ``datasets`` and of learnt word-level tokenizers.
+        **kwargs: The tokenizer and loader options of :class:`TextClassificationDataModule`
+            (``tokenizer``, ``vocab_size``, ``batch_size``, ``group_by_length``, ...); the
+            files, columns and classes are SST-2's.
         """
         super().__init__(
             train="SST-2/train.tsv",
@@ -459,18 +443,12 @@ class SST2DataModule(TextClassificationDataModule):
             test="SST-2/dev.tsv",
             predict="SST-2/test.tsv",
             data_dir=data_dir,
+            dataset=None,
+            dataset_config=None,
             text_column="sentence",
             label_column="label",
             id_column="index",
             classes=["negative", "positive"],
-            tokenizer=tokenizer,
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            lowercase=lowercase,
             max_length=max_length,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            group_by_length=group_by_length,
-            num_workers=num_workers,
-            cache_dir=cache_dir,
+            **kwargs,
         )
