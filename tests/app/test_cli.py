@@ -1,6 +1,5 @@
 """The litlab command's answers to bad input: one short line naming the problem and the fix."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 MNIST_MLP = str(REPO_ROOT / "experiments" / "vision" / "mnist_mlp.yaml")
 
 
-@pytest.fixture(autouse=True)
-def clean_argv(monkeypatch, in_tmp_dir):
-    monkeypatch.setattr(sys, "argv", ["litlab"])
+pytestmark = pytest.mark.usefixtures("cli_process")
 
 
 def run_cli_error(*args: str) -> str:

@@ -4,7 +4,6 @@ stop at a NaN loss."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import yaml
 from fake_datasets import write_fake_mnist_like
 
 from litlab.app.cli import LitlabCLI, main
-from litlab.app.runs import RUN_DIR_ENV_VAR
 from litlab.core.callbacks import NonFiniteLossGuard
 from litlab.core.checkpoint_io import AtomicCheckpointIO
 from litlab.core.checkpoints.checks import STAMP_KEY, litlab_version, stamp_checkpoint
@@ -28,10 +26,7 @@ TASK = "litlab.vision.tasks.classification.ImageClassifier"
 TINY_MLP = ["-c", MNIST_MLP, "--model.network.init_args.hidden_features", "[16]"]
 
 
-@pytest.fixture(autouse=True)
-def clean_argv(monkeypatch, in_tmp_dir):
-    monkeypatch.setattr(sys, "argv", ["litlab"])
-    monkeypatch.delenv(RUN_DIR_ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("cli_process")
 
 
 def run_cli_error(*args: str) -> str:

@@ -6,7 +6,6 @@ and leave its files as they are."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,7 @@ from litlab.app.runs import RUN_DIR_ENV_VAR
 MNIST_MLP = Path(__file__).resolve().parents[2] / "experiments" / "vision" / "mnist_mlp.yaml"
 
 
-@pytest.fixture(autouse=True)
-def clean_argv(monkeypatch, in_tmp_dir):
-    monkeypatch.setattr(sys, "argv", ["litlab"])
-    monkeypatch.delenv(RUN_DIR_ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("cli_process")
 
 
 @pytest.fixture

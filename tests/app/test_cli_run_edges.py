@@ -6,7 +6,6 @@ named at the start and the end."""
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,13 @@ from PIL import Image
 
 from litlab.app.cli import LitlabCLI, main
 from litlab.app.cli_errors import find_litlab_error
-from litlab.app.runs import RUN_DIR_ENV_VAR
 from litlab.core.errors import LitlabError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = REPO_ROOT / "experiments" / "vision"
 
 
-@pytest.fixture(autouse=True)
-def clean_argv(monkeypatch, in_tmp_dir):
-    monkeypatch.setattr(sys, "argv", ["litlab"])
-    monkeypatch.delenv(RUN_DIR_ENV_VAR, raising=False)
+pytestmark = pytest.mark.usefixtures("cli_process")
 
 
 @pytest.fixture

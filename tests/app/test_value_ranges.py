@@ -1,7 +1,6 @@
 """Values out of an argument's range are refused while parsing: one line naming the key, the
 value and the range, and no run folder."""
 
-import sys
 import typing
 from pathlib import Path
 
@@ -73,9 +72,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def clean_argv(monkeypatch, in_tmp_dir):
-    monkeypatch.setattr(sys, "argv", ["litlab"])
+pytestmark = pytest.mark.usefixtures("cli_process")
 
 
 @pytest.mark.parametrize(
