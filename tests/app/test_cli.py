@@ -105,3 +105,18 @@ def test_print_config_applies_dotted_overrides(capsys):
     assert config["model"]["init_args"]["lr"] == pytest.approx(3e-4)
     assert config["seed_everything"] == 42
     assert config["trainer"]["logger"]["class_path"] == "litlab.app.tracking.WandbLogger"
+
+
+def test_the_network_key_of_an_earlier_litlab_is_named_with_its_new_name(tmp_path):
+    config = yaml.safe_load(Path(MNIST_MLP).read_text())
+    config["model"]["init_args"]["model"] = config["model"]["init_args"].pop("network")
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(config))
+    from_file = run_cli_error("fit", "-c", str(old))
+    from_argv = run_cli_error(
+        "fit", "-c", MNIST_MLP, "--model.model.init_args.hidden_features", "[16]"
+    )
+    for message in (from_file, from_argv):
+        assert "Tasks take their network as `network` now" in message
+        assert "--model.network" in message
+    assert "network as" not in run_cli_error("fit", "-c", MNIST_MLP, "--model.nope", "3")

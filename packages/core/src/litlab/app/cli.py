@@ -34,7 +34,7 @@ from lightning.pytorch.cli import (
 )
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from litlab.app.cli_errors import describe_parse_error, find_litlab_error
+from litlab.app.cli_errors import describe_parse_error, find_litlab_error, renamed_key_hint
 from litlab.app.console import ConsoleCLI
 from litlab.app.data_links import Stated, add_data_links, drop_skipped_links, record_stated
 from litlab.app.entry_point import (
@@ -528,7 +528,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         LitlabCLI(args=args)
     except ArgumentError as err:
-        sys.exit(f"litlab: error: {describe_parse_error(str(err), subcommand)}")
+        message = describe_parse_error(str(err), subcommand)
+        sys.exit(f"litlab: error: {message}{renamed_key_hint(message, argv)}")
     except Exception as err:
         if (user_error := find_litlab_error(err)) is None:
             raise

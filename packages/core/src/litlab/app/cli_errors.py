@@ -23,6 +23,22 @@ _OUT_OF_RANGE = re.compile(
 )
 
 
+# The task argument renamed from `model` to `network`, as a config or command line of an earlier
+# litlab writes it: `model.init_args.model...` in YAML, `--model.model...` on the command line.
+_OLD_NETWORK_KEY = re.compile(r"\bmodel\.(?:init_args\.)?model\b")
+
+
+def renamed_key_hint(message: str, argv: list[str]) -> str:
+    """A sentence to add to a parse error caused by a key that was renamed, else ""."""
+    if not any(_OLD_NETWORK_KEY.search(text) for text in (message, *argv)):
+        return ""
+    return (
+        " Tasks take their network as `network` now: write model.init_args.network in a "
+        "config and --model.network... on the command line (run folders and checkpoints of an "
+        "earlier litlab are read as they are)."
+    )
+
+
 def describe_parse_error(message: str, subcommand: str | None) -> str:
     """A short message naming the bad key, from a jsonargparse parse error."""
     help_hint = f"`litlab {subcommand or '<fit|validate|test|predict>'} --help` lists the keys"
