@@ -259,3 +259,23 @@ def test_a_sweep_whose_first_trials_all_fail_stops(sweep):
     fixed = FakeTrials()
     run_loop(sweep, 5, fixed)
     assert len(fixed.values) == 2
+
+
+def test_the_sweep_code_reads_no_private_attribute_of_another_object():
+    """Optuna's private attributes (``study._storage``, ``trial._trial_id``) move between
+    releases: the sweep code uses its public API (and its own ``self._...`` only)."""
+    import ast
+    from pathlib import Path
+
+    sweeps = Path(optuna_backend.__file__).parent
+    found = []
+    for path in sorted(sweeps.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+    assert found == []

@@ -9,7 +9,6 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from litlab.app.sweeps.optuna_backend import tell
 from litlab.app.sweeps.optuna_space import OptunaSpace, pruner_from_settings
 from litlab.app.sweeps.spec import load_sweep
 from litlab.core.errors import LitlabError
@@ -132,11 +131,13 @@ def test_grid_visits_every_combination_once(space_of):
     assert space.grid_size() == 6
     study = optuna.create_study(sampler=space.sampler(seed=1))
     seen = []
-    for _ in range(6):
-        trial = study.ask(space.distributions())
-        values = space.values(trial.params)
+
+    def objective(trial):
+        values = space.suggest(trial)  # as the sweep's objective asks
         seen.append((values["a"], values["b"], values["k"]))
-        tell(study, trial, 0.0)
+        return 0.0
+
+    study.optimize(objective, n_trials=6)  # GridSampler stops the study after the last
     assert sorted(seen) == [(a, b, 0) for a in (1, 2, 3) for b in ("x", "y")]
 
 

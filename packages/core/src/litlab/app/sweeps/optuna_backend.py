@@ -1,4 +1,4 @@
-"""The Optuna backend: a study in a database, and an ask-run-tell loop of trial processes.
+"""The Optuna backend: a study in a database, and ``Study.optimize`` running trial processes.
 
 Files, under ``<runs_root>/sweeps/<sweep name>/``::
 
@@ -11,7 +11,8 @@ Files, under ``<runs_root>/sweeps/<sweep name>/``::
 ``count`` is the number of finished trials the study should end up with: running the same
 command again after a crash or a Ctrl-C runs only the missing ones. A trial the sweep stopped
 (Ctrl-C) is marked FAIL and queued again with the same values; one whose sweep process died
-(its heartbeat stopped) is found and queued again by the next sweep that uses the study.
+(its heartbeat, which ``Study.optimize`` records, stopped) is failed by Optuna's
+``fail_stale_trials`` in the next sweep that uses the study and queued again by :func:`requeue`.
 Several sweep processes, on one machine or many, may share a study: each asks for its next
 trial under the same count.
 """
@@ -150,25 +151,17 @@ def open_study(
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue a failed trial's values again (the next ask takes them first)."""
+    """Queue a failed trial's values again (the next ask takes them first): the storage's
+    heartbeat-stale callback, and what becomes of a trial that Ctrl-C stopped.
+
+    Not Optuna's ``RetryHeartbeatStaleTrialCallback``: it copies the failed trial's user
+    attributes (its run folder, its failure note) onto the retry and marks the retry only in
+    system attributes, where :func:`progress` and the summary look for ``retry_of``.
+    """
     study.enqueue_trial(
         trial.params,
         user_attrs={RETRY_OF_ATTR: trial.number, VALUES_ATTR: trial.user_attrs.get(VALUES_ATTR)},
     )
-
-
-def tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
-    """``study.tell``, outside ``Study.optimize``.
-
-    GridSampler calls ``study.stop()`` once its grid is done, which Optuna allows only under
-    ``Study.optimize``; the trial's state is stored before that, and the loop stops by its
-    count anyway.
-    """
-    try:
-        study.tell(trial, *args, **kwargs)
-    except RuntimeError as err:
-        if "Study.stop" not in str(err):
-            raise
 
 
 @dataclass(frozen=True)
@@ -206,9 +199,15 @@ class Outcome:
 Execute = Callable[[optuna.Trial, dict[str, Any], threading.Event], Outcome]
 
 
+class TrialFailed(Exception):
+    """A trial that ended without a value: ``Study.optimize`` marks it FAIL and goes on."""
+
+
 class StudyLoop:
-    """``workers`` threads, each asking for a trial, running it and telling its outcome, until
-    the study has ``count`` finished trials (or the metric's target is reached)."""
+    """Optuna's ``Study.optimize`` with ``workers`` threads (``n_jobs``), each asking for a
+    trial, running it and telling its outcome, until the study has ``count`` finished trials (or
+    the metric's target is reached); Optuna records each running trial's heartbeat and fails
+    the stale ones of dead sweeps (:func:`requeue` queues them again)."""
 
     def __init__(
         self,
@@ -224,10 +223,10 @@ class StudyLoop:
         self.workers = workers
         self.execute = execute
         self.stop = threading.Event()
-        self._done = threading.Event()
         self._lock = threading.Lock()
-        self._active = 0
         self._errors: list[BaseException] = []
+        # Trials stopped by Ctrl-C (by number): queued again once Optuna has marked them FAIL.
+        self._interrupted: set[int] = set()
         # This process's trials (a resumed study's earlier failures may have been fixed).
         self._failed = 0
         self._succeeded = 0
@@ -235,15 +234,25 @@ class StudyLoop:
     def run(self) -> bool:
         """Run the trials; True when Ctrl-C interrupted the sweep (finished trials are kept,
         the running ones are queued again)."""
-        self._active = self.workers
-        for i in range(self.workers):
-            threading.Thread(target=self._worker, name=f"sweep-worker-{i}", daemon=True).start()
+        done = threading.Event()
+
+        def sweep() -> None:
+            try:
+                self._sweep()
+            except BaseException as err:
+                self._error(err)
+            finally:
+                done.set()
+
+        # Study.optimize runs in a thread of its own, so that the main thread is free to take
+        # Ctrl-C and stop the trials cleanly.
+        threading.Thread(target=sweep, name="sweep", daemon=True).start()
         interrupted = False
         # An Event, not Thread.join: Python 3.11 takes a thread for finished when Ctrl-C
         # interrupts a join.
-        while not self._done.is_set():
+        while not done.is_set():
             try:
-                self._done.wait(MAIN_POLL_S)
+                done.wait(MAIN_POLL_S)
             except KeyboardInterrupt:
                 if interrupted:
                     log.info("Still stopping the running trials (at most a minute)...")
@@ -255,101 +264,96 @@ class StudyLoop:
             raise self._errors[0]
         return interrupted
 
-    def _worker(self) -> None:
+    def _sweep(self) -> None:
+        verbosity = optuna.logging.get_verbosity()
+        # litlab logs each trial's outcome itself; Optuna would add a traceback per failure.
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         try:
             while not self.stop.is_set():
-                with self._lock:
-                    trial = self._next_trial()
-                if trial is None:
-                    if self._others_may_need_me():
-                        self.stop.wait(WAIT_POLL_S)
-                        continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(self.study)
+                now = progress(self.study)
+                if self._target_reached(now) or now.finished >= self.count:
                     return
-                self._run(trial)
-        except BaseException as err:
-            self._errors.append(err)
-            self.stop.set()
+                todo = self.count - now.finished - now.running
+                if todo <= 0:
+                    # Trials still running (here, on other machines, or dead and not yet seen
+                    # to be) may fail and be queued again: wait for them.
+                    self.stop.wait(WAIT_POLL_S)
+                    continue
+                self.study.optimize(
+                    self._objective,
+                    n_trials=todo,
+                    n_jobs=min(self.workers, todo),
+                    catch=(TrialFailed,),
+                    callbacks=[self._after_trial],
+                )
+                if self._errors:
+                    return
         finally:
-            with self._lock:
-                self._active -= 1
-                if self._active == 0:
-                    self._done.set()
+            optuna.logging.set_verbosity(verbosity)
 
-    def _next_trial(self) -> optuna.Trial | None:
-        with warnings.catch_warnings():
-            # The heartbeat is experimental, and Optuna expects it under Study.optimize only;
-            # this loop records it itself.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-            optuna.storages.fail_stale_trials(self.study)
-            if self._failed >= MAX_FAILURES_BEFORE_SUCCESS and self._succeeded == 0:
-                raise LitlabError(
+    def _objective(self, trial: optuna.Trial) -> float:
+        values = self.space.suggest(trial)
+        trial.set_user_attr(VALUES_ATTR, values)
+        if self.stop.is_set():
+            # Asked while the sweep was stopping: queued again without running.
+            outcome = Outcome(TrialState.FAIL, note="stopped by Ctrl-C", interrupted=True)
+        else:
+            try:
+                outcome = self.execute(trial, values, self.stop)
+            except BaseException as err:
+                self._error(err)
+                raise
+        with self._lock:
+            if outcome.state == TrialState.FAIL and not outcome.interrupted:
+                self._failed += 1
+            elif outcome.state != TrialState.FAIL:
+                self._succeeded += 1
+            if outcome.interrupted:
+                self._interrupted.add(trial.number)
+        if outcome.note:
+            trial.set_user_attr(NOTE_ATTR, outcome.note)
+        if outcome.state == TrialState.COMPLETE:
+            assert outcome.value is not None
+            return outcome.value
+        if outcome.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(outcome.note)
+        raise TrialFailed(outcome.note)
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Called by ``Study.optimize`` after each trial of this process: queue a stopped trial
+        again, and stop asking once the study has its count (counting the running trials of
+        every process) or the sweep stops."""
+        if trial.number in self._interrupted:
+            requeue(study, trial)
+        if self._failed >= MAX_FAILURES_BEFORE_SUCCESS and self._succeeded == 0:
+            self._error(
+                LitlabError(
                     f"the first {self._failed} trials of the sweep all failed, so it stops: "
                     "the end of their output is above, their run folders in the trial table"
                 )
-            now = progress(self.study)
-            if self._target_reached(now) or now.finished + now.running >= self.count:
-                return None
-            trial = self.study.ask(self.space.distributions())
-        self.study._storage.record_heartbeat(trial._trial_id)
-        return trial
+            )
+        now = progress(study)
+        if (
+            self.stop.is_set()
+            or self._target_reached(now)
+            or now.finished + now.running >= self.count
+        ):
+            study.stop()
 
-    def _others_may_need_me(self) -> bool:
-        """Whether to wait instead of exiting: trials still running (here, on other machines,
-        or dead and not yet seen to be) may fail or be queued again."""
-        now = progress(self.study)
-        return now.finished < self.count and now.running > 0 and not self._target_reached(now)
+    def _error(self, err: BaseException) -> None:
+        """Stop the sweep (the other running trials are queued again) and raise ``err``."""
+        with self._lock:
+            self._errors.append(err)
+        self.stop.set()
 
     def _target_reached(self, now: Progress) -> bool:
         target = self.space.spec.target
         if target is None or now.best is None:
             return False
         return now.best >= target if self.space.spec.maximize else now.best <= target
-
-    def _run(self, trial: optuna.Trial) -> None:
-        values = self.space.values(trial.params)
-        trial.set_user_attr(VALUES_ATTR, values)
-        try:
-            with _Heartbeat(self.study, trial._trial_id):
-                outcome = self.execute(trial, values, self.stop)
-        except BaseException:
-            tell(self.study, trial, state=TrialState.FAIL)
-            raise
-        with self._lock:
-            if outcome.state == TrialState.FAIL and not outcome.interrupted:
-                self._failed += 1
-            elif outcome.state != TrialState.FAIL:
-                self._succeeded += 1
-        if outcome.note:
-            trial.set_user_attr(NOTE_ATTR, outcome.note)
-        if outcome.interrupted:
-            tell(self.study, trial, state=TrialState.FAIL)
-            requeue(self.study, self.study._storage.get_trial(trial._trial_id))
-        elif outcome.state == TrialState.COMPLETE:
-            tell(self.study, trial, outcome.value)
-        else:
-            tell(self.study, trial, state=outcome.state)
-
-
-class _Heartbeat:
-    """Records a running trial's heartbeat from a background thread."""
-
-    def __init__(self, study: optuna.Study, trial_id: int) -> None:
-        self.storage = study._storage
-        self.trial_id = trial_id
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def __enter__(self) -> None:
-        self.thread.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        while not self.done.wait(HEARTBEAT_INTERVAL_S):
-            self.storage.record_heartbeat(self.trial_id)
 
 
 class TrialRunner:
@@ -362,6 +366,15 @@ class TrialRunner:
         self.space = space
         self.storage_url = storage_url
         self.trials_root = trials_root
+        self._storage: optuna.storages.BaseStorage | None = None
+
+    def trial_id(self, trial: optuna.Trial) -> int:
+        """The storage's id of a trial (what ``optuna.trial.Trial`` is built from in the trial
+        process), looked up through the storage API: Optuna's trial objects keep it private."""
+        if self._storage is None:
+            self._storage = optuna.storages.RDBStorage(self.storage_url)
+        study_id = self._storage.get_study_id_from_name(self.spec.name)
+        return self._storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
 
     def __call__(
         self, trial: optuna.Trial, values: dict[str, Any], stop: threading.Event
@@ -400,7 +413,7 @@ class TrialRunner:
             RESULT_ENV: str(result_path),
             STORAGE_ENV: self.storage_url,
             STUDY_ENV: self.spec.name,
-            TRIAL_ID_ENV: str(trial._trial_id),
+            TRIAL_ID_ENV: str(self.trial_id(trial)),
             # Every trial's W&B run is in the sweep's group.
             "WANDB_RUN_GROUP": self.spec.name,
         }

@@ -82,6 +82,33 @@ class OptunaSpace:
     def distributions(self) -> dict[str, BaseDistribution]:
         return {v.name: v.distribution for v in self.variables.values()}
 
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample every variable of a trial through the public ``suggest_*`` calls (what
+        ``study.ask(distributions)`` does for a trial asked outside ``Study.optimize``); a queued
+        trial gets its fixed values. Returns the trial's config values."""
+        for name, distribution in self.distributions().items():
+            if isinstance(distribution, FloatDistribution):
+                trial.suggest_float(
+                    name,
+                    distribution.low,
+                    distribution.high,
+                    step=distribution.step,
+                    log=distribution.log,
+                )
+            elif isinstance(distribution, IntDistribution):
+                trial.suggest_int(
+                    name,
+                    distribution.low,
+                    distribution.high,
+                    step=distribution.step,
+                    log=distribution.log,
+                )
+            elif isinstance(distribution, CategoricalDistribution):
+                trial.suggest_categorical(name, distribution.choices)
+            else:  # pragma: no cover - _variable makes no other kind
+                raise TypeError(f"{name}: no suggest call for {distribution!r}")
+        return self.values(trial.params)
+
     def values(self, params: dict[str, Any]) -> dict[str, Any]:
         """The config values of a trial (every key of the file, in its order) from its params."""
         values = {}
