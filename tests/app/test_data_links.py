@@ -113,3 +113,12 @@ def test_the_task_hyperparameters_hold_only_the_links_its_classes_take(tmp_path)
     network = hparams["network"]["init_args"]
     assert (network["in_channels"], network["image_size"], network["num_classes"]) == (1, 28, 10)
     assert not {"num_labels", "in_features", "image_shape", "vocab_size"} & network.keys()
+
+
+def test_parameters_come_through_import_class_and_an_unknown_class_has_none():
+    from litlab.app.data_links import _parameters
+
+    assert "total_steps" in _parameters("litlab.core.schedulers.OneCycleLR")
+    # jsonargparse names a class it cannot import; the links then state nothing.
+    for path in ("no_such_package.Net", "litlab.core.schedulers.NoSuchLR", "Net"):
+        assert _parameters(path) == {}

@@ -69,3 +69,33 @@ def test_total_steps_come_from_the_trainer(scheduler, interval, expected_total):
     if isinstance(built, OneCycleLR):
         # The peak is the task's lr, in every group.
         assert [g["max_lr"] for g in built.optimizer.param_groups] == [0.05, 0.05]
+
+
+def test_warmup_cosine_floor_is_a_fraction_of_each_groups_peak():
+    # Why it is torch's LambdaLR with the formula rather than SequentialLR(LinearLR,
+    # CosineAnnealingLR): CosineAnnealingLR's eta_min is one absolute LR for every group.
+    groups = [
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1},
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01},  # an lr_scale of 0.1
+    ]
+    optimizer = torch.optim.SGD(groups)
+    scheduler = WarmupCosineLR(optimizer, warmup_steps=2, total_steps=6, min_lr_ratio=0.2)
+    lrs(scheduler, 6)
+    assert scheduler.get_last_lr() == pytest.approx([0.02, 0.002])
+
+
+def test_warmup_cosine_resumes_from_its_state_dict():
+    def build(total_steps):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return WarmupCosineLR(optimizer, warmup_steps=3, total_steps=total_steps, min_lr_ratio=0.1)
+
+    uninterrupted = lrs(build(12), 12)
+    first = build(12)
+    lrs(first, 5)
+    state = {"optimizer": first.optimizer.state_dict(), "scheduler": first.state_dict()}
+    # A resume with a longer run keeps the schedule length the first run filled in.
+    resumed = build(40)
+    resumed.optimizer.load_state_dict(state["optimizer"])
+    resumed.load_state_dict(state["scheduler"])
+    assert resumed.total_steps == 12
+    assert lrs(resumed, 7) == uninterrupted[5:]

@@ -25,7 +25,6 @@ take every value as given.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser
 
+from litlab.core.checkpoints.class_import import import_class
 from litlab.core.data_facts import data_facts_of
 from litlab.core.errors import LitlabError
 
@@ -162,11 +162,9 @@ def _link_value(fact: str, target: str, stated: dict[str, Stated]) -> Any:
 
 
 def _parameters(class_path: str) -> dict[str, inspect.Parameter]:
-    module_name, _, name = class_path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), name)
-        return dict(inspect.signature(cls).parameters)
-    except (ImportError, AttributeError, TypeError, ValueError):
+        return dict(inspect.signature(import_class(class_path, "the config")).parameters)
+    except (LitlabError, TypeError, ValueError):
         return {}  # jsonargparse reports a class it cannot import
 
 

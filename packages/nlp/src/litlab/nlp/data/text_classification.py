@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
-import torch
 from datasets import Dataset, load_dataset
 from datasets.fingerprint import Hasher
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from litlab.core.data_facts import DataFacts
 from litlab.core.data_root import DATA_ENV_VAR, resolve_data_dir
@@ -344,7 +344,7 @@ class TextClassificationDataModule(LightningDataModule):
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=PadCollator(self.tokenizer.pad_token_id),
+            collate_fn=PadCollator(self.tokenizer),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -389,22 +389,26 @@ def _encode_batch(
 
 
 class PadCollator:
-    """Pads a batch's token ids on the right to its longest sequence."""
+    """Pads a batch's token ids on the right to its longest sequence, with transformers'
+    ``DataCollatorWithPadding`` (``input_ids``, ``attention_mask``, ``labels``); predict's
+    ``id`` stays a list, and a batch of empty texts still gets one (padded) position."""
 
-    def __init__(self, pad_token_id: NonNegativeInt) -> None:
-        self.pad_token_id = pad_token_id
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Args:
+        tokenizer: The split's tokenizer; its ``pad_token_id`` pads.
+        """
+        if tokenizer.padding_side != "right":
+            # Right padding whatever the tokenizer's default, leaving the caller's one alone.
+            tokenizer = copy.deepcopy(tokenizer)
+            tokenizer.padding_side = "right"
+        self.pad = DataCollatorWithPadding(tokenizer)
+        self.pad_empty = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=1)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        lengths = [len(row["input_ids"]) for row in rows]
-        # At least one position, so that an empty text still makes a (padded) sequence.
-        input_ids = torch.full((len(rows), max(max(lengths), 1)), self.pad_token_id)
-        attention_mask = torch.zeros_like(input_ids)
-        for i, (row, length) in enumerate(zip(rows, lengths, strict=True)):
-            input_ids[i, :length] = torch.as_tensor(row["input_ids"])
-            attention_mask[i, :length] = 1
-        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "labels" in rows[0]:
-            batch["labels"] = torch.tensor([row["labels"] for row in rows])
+        # The tokenizer would make a tensor of the ids (or fail on names): they stay a list.
+        features = [{key: value for key, value in row.items() if key != "id"} for row in rows]
+        pad = self.pad if any(len(row["input_ids"]) for row in rows) else self.pad_empty
+        batch = dict(pad(features))
         if "id" in rows[0]:
             batch["id"] = [row["id"] for row in rows]
         return batch
