@@ -112,8 +112,11 @@ def test_skipped_batches_are_not_loaded():
             self.read.append(index)
             return index
 
+    stopped = ResumableDataLoader(Recording(), batch_size=3)
+    batches = iter(stopped)
+    next(batches), next(batches)
     dataset = Recording()
     loader = ResumableDataLoader(dataset, batch_size=3)
-    loader.load_state_dict({"epoch": None, "batches": 2, "epoch_start_state": None})
+    loader.load_state_dict(stopped.state_dict())
     assert [b.tolist() for b in loader] == [[6, 7, 8], [9, 10, 11]]
     assert dataset.read == [6, 7, 8, 9, 10, 11]
