@@ -40,11 +40,24 @@ def epoch_batches(loader, epoch=None, stop=None):
     return batches
 
 
-@pytest.mark.parametrize("kind", ["seeded_sampler", "shuffle"])
+class GlobalGeneratorSampler(Sampler[int]):
+    """An order drawn from torch's global generator when its iteration starts (as
+    LengthGroupedSampler's), lazily."""
+
+    def __iter__(self):
+        yield from torch.randperm(len(DATA)).tolist()
+
+    def __len__(self) -> int:
+        return len(DATA)
+
+
+@pytest.mark.parametrize("kind", ["seeded_sampler", "shuffle", "global_generator"])
 def test_resumed_epoch_continues_with_the_batches_of_the_uninterrupted_one(kind):
     def make():
-        if kind == "shuffle":  # RandomSampler: its order comes from the global generator
+        if kind == "shuffle":  # a RandomSampler, seeded from the global generator
             return ResumableDataLoader(DATA, batch_size=4, shuffle=True)
+        if kind == "global_generator":
+            return ResumableDataLoader(DATA, batch_size=4, sampler=GlobalGeneratorSampler())
         return ResumableDataLoader(DATA, batch_size=4, sampler=SeededSampler(len(DATA)))
 
     epoch = 2 if kind == "seeded_sampler" else None

@@ -20,8 +20,11 @@ class ResumableDataLoader(StatefulDataLoader):
     That needs an epoch order that can be drawn again:
 
     - a sampler seeded by ``(seed, epoch)`` with ``set_epoch``, which Lightning calls (litlab's
-      ``EpochShuffleSampler`` and ``RandomOffsetSampler``, ``DistributedSampler``); or
-    - ``shuffle=True``: torchdata's stateful ``RandomSampler`` saves its generator's state.
+      ``EpochShuffleSampler`` and ``RandomOffsetSampler``, ``DistributedSampler``);
+    - ``shuffle=True``: torchdata's stateful ``RandomSampler`` saves its generator's state; or
+    - one that takes its order from torch's global generator when its iteration starts
+      (``LengthGroupedSampler``): the global generator's state at the start of the epoch is
+      saved too, and the order drawn again from it (the global generator is left as it is).
 
     What this adds to ``StatefulDataLoader``:
 
@@ -55,6 +58,8 @@ class ResumableDataLoader(StatefulDataLoader):
             # own, seeded once from the global one.
             self.generator = torch.Generator().manual_seed(torch.initial_seed())
         self._pending: dict[str, Any] | None = None
+        # torch's global random state when this epoch's iteration started.
+        self._epoch_start_rng: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
         if self._pending is not None:  # loaded, not yet applied
@@ -62,7 +67,12 @@ class ResumableDataLoader(StatefulDataLoader):
         if self._iterator is None:  # not iterated yet (StatefulDataLoader would start now)
             return {"epoch": self._epoch(), "batches": 0, "loader": {}}
         loader = super().state_dict()
-        return {"epoch": self._epoch(), "batches": _yielded(loader), "loader": loader}
+        return {
+            "epoch": self._epoch(),
+            "batches": _yielded(loader),
+            "epoch_start_rng": self._epoch_start_rng,
+            "loader": loader,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # Applied when the next iteration starts, once Lightning has set the epoch.
@@ -79,12 +89,24 @@ class ResumableDataLoader(StatefulDataLoader):
 
     def _start(self) -> Iterator[Any]:
         pending, self._pending = self._pending, None
-        if pending is not None:
-            whole = not (
-                pending.get("epoch") == self._epoch() and 0 < pending.get("batches", 0) < len(self)
-            )
-            super().load_state_dict({} if whole else pending["loader"])
-        return super().__iter__()
+        resume = (
+            pending is not None
+            and pending.get("epoch") == self._epoch()
+            and 0 < pending.get("batches", 0) < len(self)
+        )
+        if not resume:
+            if pending is not None:
+                super().load_state_dict({})
+            self._epoch_start_rng = torch.get_rng_state()
+            return super().__iter__()
+        # Creating the iterator skips the trained batches, drawing the order again: a sampler
+        # that draws it from the global generator draws it from the state it saw then.
+        super().load_state_dict(pending["loader"])
+        self._epoch_start_rng = pending.get("epoch_start_rng")
+        with torch.random.fork_rng(devices=[]):
+            if self._epoch_start_rng is not None:
+                torch.set_rng_state(self._epoch_start_rng)
+            return super().__iter__()
 
 
 class _LazyIterator:
