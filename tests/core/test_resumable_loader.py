@@ -40,11 +40,24 @@ def epoch_batches(loader, epoch=None, stop=None):
     return batches
 
 
-@pytest.mark.parametrize("kind", ["seeded_sampler", "shuffle"])
+class GlobalGeneratorSampler(Sampler[int]):
+    """An order drawn from torch's global generator when its iteration starts (as
+    LengthGroupedSampler's), lazily."""
+
+    def __iter__(self):
+        yield from torch.randperm(len(DATA)).tolist()
+
+    def __len__(self) -> int:
+        return len(DATA)
+
+
+@pytest.mark.parametrize("kind", ["seeded_sampler", "shuffle", "global_generator"])
 def test_resumed_epoch_continues_with_the_batches_of_the_uninterrupted_one(kind):
     def make():
-        if kind == "shuffle":  # RandomSampler: its order comes from the global generator
+        if kind == "shuffle":  # a RandomSampler, seeded from the global generator
             return ResumableDataLoader(DATA, batch_size=4, shuffle=True)
+        if kind == "global_generator":
+            return ResumableDataLoader(DATA, batch_size=4, sampler=GlobalGeneratorSampler())
         return ResumableDataLoader(DATA, batch_size=4, sampler=SeededSampler(len(DATA)))
 
     epoch = 2 if kind == "seeded_sampler" else None
@@ -112,8 +125,11 @@ def test_skipped_batches_are_not_loaded():
             self.read.append(index)
             return index
 
+    stopped = ResumableDataLoader(Recording(), batch_size=3)
+    batches = iter(stopped)
+    next(batches), next(batches)
     dataset = Recording()
     loader = ResumableDataLoader(dataset, batch_size=3)
-    loader.load_state_dict({"epoch": None, "batches": 2, "epoch_start_state": None})
+    loader.load_state_dict(stopped.state_dict())
     assert [b.tolist() for b in loader] == [[6, 7, 8], [9, 10, 11]]
     assert dataset.read == [6, 7, 8, 9, 10, 11]

@@ -36,8 +36,8 @@ class DDPProbe(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Under DDP this is Lightning's DistributedSamplerWrapper around the DataModule's
         # sampler; alone, the DataModule's sampler itself. Both give an epoch's whole order.
-        self.record["train_order"] = list(trainer.train_dataloader.sampler)
-        self.record["val_order"] = list(trainer.val_dataloaders.sampler)
+        self.record["train_order"] = list(_sampler(trainer.train_dataloader))
+        self.record["val_order"] = list(_sampler(trainer.val_dataloaders))
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -69,3 +69,10 @@ def probe_args(out_dir: Path) -> list[str]:
 
 def read_probe(out_dir: Path, rank: int = 0) -> dict[str, Any]:
     return torch.load(out_dir / f"rank{rank}.pt", weights_only=False)
+
+
+def _sampler(loader: Any) -> Any:
+    """The sampler whose indices the loader batches. A StatefulDataLoader batches through a
+    BatchSampler of torchdata's, which Lightning rebuilds around its DistributedSampler,
+    leaving the loader's ``sampler`` the sequential one over the whole set."""
+    return getattr(loader.batch_sampler, "sampler", None) or loader.sampler

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 
-class ResumableDataLoader(DataLoader):
-    """A DataLoader whose place in the epoch is saved in the checkpoint.
-
-    Lightning saves ``state_dict()`` with the training loop and, when a run resumes in the middle
-    of an epoch, hands it back through ``load_state_dict``. The next iteration then skips the
-    batches the stopped run had already trained on, as indices (none of them is loaded), so the
-    rest of the epoch is the batches an uninterrupted run would have read, in its order.
+class ResumableDataLoader(StatefulDataLoader):
+    """torchdata's ``StatefulDataLoader``, whose place in the epoch Lightning saves in the
+    checkpoint (the fit loop's ``combined_loader`` state) and hands back on a resume; the next
+    iteration then skips the batches the stopped run had already trained on, as indices (none
+    of them is loaded), so the rest of the epoch is the batches an uninterrupted run would have
+    read, in its order. With ``num_workers > 0`` torchdata restores the workers' place too.
 
     That needs an epoch order that can be drawn again:
 
     - a sampler seeded by ``(seed, epoch)`` with ``set_epoch``, which Lightning calls (litlab's
-      ``EpochShuffleSampler`` and ``RandomOffsetSampler``, ``DistributedSampler``); or
-    - one that takes its order from torch's global generator (or from ``generator``) when its
-      iteration starts (``shuffle=True``'s RandomSampler, ``LengthGroupedSampler``): the
-      generators' state at the start of the epoch is saved too, and the order drawn again
-      from it.
+      ``EpochShuffleSampler`` and ``RandomOffsetSampler``, ``DistributedSampler``);
+    - ``shuffle=True``: torchdata's stateful ``RandomSampler`` saves its generator's state; or
+    - one that takes its order from torch's global generator when its iteration starts
+      (``LengthGroupedSampler``): the global generator's state at the start of the epoch is
+      saved too, and the order drawn again from it (the global generator is left as it is).
 
-    Creating an iterator draws nothing from torch's global generator (DataLoader draws its
-    workers' base seed from it unless given ``generator``; here it is a generator of the
-    loader's own), so dropout, MixUp and the like get the same random numbers whether or not
-    a run was resumed, and whatever ``num_workers`` and ``persistent_workers`` are.
+    What this adds to ``StatefulDataLoader``:
+
+    - the iteration starts at the first batch asked for, not when the iterator is created:
+      Lightning creates it before ``set_epoch`` (and a sampler draws the epoch's order when its
+      iteration starts), and ``ResumeState`` can still hand over a saved state when Lightning
+      did not (Lightning issue #20550);
+    - the state names the epoch it was saved in: a state of another epoch, or one saved at the
+      end of its epoch, leaves the epoch whole;
+    - creating an iterator draws nothing from torch's global generator (DataLoader draws its
+      workers' base seed from it unless given ``generator``; here it is a generator of the
+      loader's own), so dropout, MixUp and the like get the same random numbers whether or not
+      a run was resumed, and whatever ``num_workers`` and ``persistent_workers`` are.
 
     Not restored: the random state inside worker processes. With ``num_workers > 0`` the
     random per-sample augmentation of the rest of an interrupted epoch differs from an
@@ -40,28 +47,36 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Args:
         *args: DataLoader's arguments.
-        **kwargs: DataLoader's keyword arguments.
+        **kwargs: DataLoader's (and StatefulDataLoader's) keyword arguments.
         """
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():
+            # torchdata 0.11 calls torch.set_vital, which newer torch deprecates; not ours to fix.
+            warnings.filterwarnings("ignore", "'set_vital' is deprecated", UserWarning)
+            super().__init__(*args, **kwargs)
         if self.generator is None:
+            # After the sampler is made: shuffle=True's RandomSampler keeps a generator of its
+            # own, seeded once from the global one.
             self.generator = torch.Generator().manual_seed(torch.initial_seed())
-        # Batches handed out in this epoch, and the generators' state when the epoch started.
-        self._batches = 0
-        self._epoch_start_state: dict[str, torch.Tensor] | None = None
-        # From load_state_dict, used by the next iteration; then what that iteration skips.
-        self._resume: dict[str, Any] | None = None
-        self._skip = 0
-        self._replay_state: dict[str, torch.Tensor] | None = None
+        self._pending: dict[str, Any] | None = None
+        # torch's global random state when this epoch's iteration started.
+        self._epoch_start_rng: torch.Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
+        if self._pending is not None:  # loaded, not yet applied
+            return self._pending
+        if self._iterator is None:  # not iterated yet (StatefulDataLoader would start now)
+            return {"epoch": self._epoch(), "batches": 0, "loader": {}}
+        loader = super().state_dict()
         return {
             "epoch": self._epoch(),
-            "batches": self._batches,
-            "epoch_start_state": self._epoch_start_state,
+            "batches": _yielded(loader),
+            "epoch_start_rng": self._epoch_start_rng,
+            "loader": loader,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resume = dict(state_dict)
+        # Applied when the next iteration starts, once Lightning has set the epoch.
+        self._pending = dict(state_dict)
 
     def _epoch(self) -> int | None:
         for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
@@ -69,54 +84,52 @@ class ResumableDataLoader(DataLoader):
                 return sampler.epoch
         return None
 
-    @property
-    def _index_sampler(self) -> Iterable:
-        return _ResumingIndices(super()._index_sampler, self)
-
     def __iter__(self) -> Iterator[Any]:
-        # A generator: none of this runs before the first batch is asked for, which Lightning
-        # does after set_epoch (it creates the iterator before).
-        resume, self._resume = self._resume, None
-        self._skip, self._replay_state = 0, None
-        # A state saved at the end of an epoch (or in another epoch) leaves this one whole.
-        if resume and resume["epoch"] == self._epoch() and 0 < resume["batches"] < len(self):
-            self._skip, self._replay_state = resume["batches"], resume["epoch_start_state"]
-        self._batches = self._skip
-        for batch in super().__iter__():
-            self._batches += 1
-            yield batch
+        return _LazyIterator(self)
+
+    def _start(self) -> Iterator[Any]:
+        pending, self._pending = self._pending, None
+        resume = (
+            pending is not None
+            and pending.get("epoch") == self._epoch()
+            and 0 < pending.get("batches", 0) < len(self)
+        )
+        if not resume:
+            if pending is not None:
+                super().load_state_dict({})
+            self._epoch_start_rng = torch.get_rng_state()
+            return super().__iter__()
+        # Creating the iterator skips the trained batches, drawing the order again: a sampler
+        # that draws it from the global generator draws it from the state it saw then.
+        super().load_state_dict(pending["loader"])
+        self._epoch_start_rng = pending.get("epoch_start_rng")
+        with torch.random.fork_rng(devices=[]):
+            if self._epoch_start_rng is not None:
+                torch.set_rng_state(self._epoch_start_rng)
+            return super().__iter__()
 
 
-class _ResumingIndices:
-    """The loader's batch sampler (or sampler), skipping what the loader says to skip."""
+class _LazyIterator:
+    """The loader's iterator, created at the first ``next``."""
 
-    def __init__(self, indices: Iterable, loader: ResumableDataLoader) -> None:
-        self.indices = indices
+    def __init__(self, loader: ResumableDataLoader) -> None:
         self.loader = loader
+        self.iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _LazyIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self.iterator is None:
+            self.iterator = self.loader._start()
+        return next(self.iterator)
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.loader)
 
-    def __iter__(self) -> Iterator[Any]:
-        loader = self.loader
-        replay, skip = loader._replay_state, loader._skip
-        loader._replay_state, loader._skip = None, 0
-        if not skip:
-            loader._epoch_start_state = {
-                "torch": torch.get_rng_state(),
-                "generator": loader.generator.get_state(),
-            }
-            yield from self.indices
-            return
-        # Samplers that draw their order when their iteration starts draw it again from the
-        # state they saw then; the global generator is left as it is.
-        if replay is not None:
-            loader.generator.set_state(replay["generator"])
-        with torch.random.fork_rng(devices=[]):
-            if replay is not None:
-                torch.set_rng_state(replay["torch"])
-            indices = iter(self.indices)
-            for _ in itertools.islice(indices, skip):
-                pass
-        loader._epoch_start_state = replay
-        yield from indices
+
+def _yielded(state: dict[str, Any]) -> int:
+    """The batches a StatefulDataLoader state has handed out in its epoch."""
+    if "_snapshot" in state:  # worker processes
+        return state["_snapshot"]["_snapshot_step"] + state.get("_steps_since_snapshot", 0)
+    return state["_num_yielded"]

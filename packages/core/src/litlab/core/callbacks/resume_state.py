@@ -27,10 +27,10 @@ class ResumeState(Callback):
       back when training starts (after the sanity check), so dropout, noise and MixUp draw
       after the resume what the uninterrupted run drew;
     - the training loaders' place in the epoch (see
-      :class:`~litlab.core.resumable_loader.ResumableDataLoader`), which Lightning saves but
-      does not hand back when ``configure_optimizers`` asked for
+      :class:`~litlab.core.resumable_loader.ResumableDataLoader`), which Lightning saves and
+      restores itself, but does not hand back when ``configure_optimizers`` asked for
       ``trainer.estimated_stepping_batches``, as a scheduler's ``total_steps`` does (Lightning
-      issue #20550);
+      issue #20550; tests/core/test_loader_state_in_checkpoint.py fails once it is fixed);
     - after a resume in the middle of an epoch, the sums behind that epoch's training metrics
       (``self.log(..., on_epoch=True)`` in ``training_step`` and the torchmetrics of the
       module), so ``train/loss_epoch`` and ``train/acc`` cover the whole epoch, not just its
