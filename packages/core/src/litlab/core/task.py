@@ -15,7 +15,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 from litlab.core.checkpoints.checks import stamp_checkpoint
-from litlab.core.checkpoints.upgrade import upgrade_checkpoint, upgraded_hyperparameters
+from litlab.core.checkpoints.upgrade import upgrade_checkpoint, upgraded_checkpoint_file
 from litlab.core.data_facts import DataFacts, data_facts_of
 from litlab.core.number_types import NonNegativeFloat, PositiveFloat
 
@@ -100,13 +100,15 @@ class Task(LightningModule):
     ) -> Any:
         """Lightning's ``load_from_checkpoint``, for checkpoints of earlier litlab versions too.
 
-        Lightning gives the task only the saved hyperparameters its constructor takes by name,
-        so one saved under a renamed argument (``model``, now ``network``) is given here by its
-        new name, as a keyword argument (those given by the caller win). The state_dict is
-        upgraded by :meth:`on_load_checkpoint`.
+        Lightning builds the task from the saved hyperparameters before any hook runs, so a
+        checkpoint saved under a renamed argument (``model``, now ``network``) is handed to it
+        upgraded (:func:`~litlab.core.checkpoints.upgrade.upgraded_checkpoint_file`: a copy in
+        memory; the file is not rewritten).
         """
         if hparams_file is None:
-            kwargs = {**upgraded_hyperparameters(checkpoint_path, weights_only), **kwargs}
+            checkpoint_path = upgraded_checkpoint_file(checkpoint_path, weights_only) or (
+                checkpoint_path
+            )
         return super().load_from_checkpoint(
             checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
         )

@@ -23,6 +23,7 @@ upgrade what they read (:func:`~litlab.core.checkpoints.checks.read_checkpoint`,
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import os
 import sys
@@ -238,20 +239,22 @@ def upgrade_config_text(text: str) -> tuple[str, list[str]]:
     return yaml.safe_dump(upgraded, sort_keys=False), changes
 
 
-def upgraded_hyperparameters(
+def upgraded_checkpoint_file(
     checkpoint: str | os.PathLike[str] | IO[bytes], weights_only: bool | None = None
-) -> dict[str, Any]:
-    """The hyperparameters of the checkpoint file (or open file) that an upgrade changes or
-    adds (``{"network": ...}`` for a checkpoint saved with ``model``); empty for a current
-    checkpoint, a remote one (``s3://``...), and one that cannot be read (its loader then says
-    why). Lightning's ``load_from_checkpoint`` passes hyperparameters on to the task only by
-    the names its constructor takes, so the renamed ones are given to it as keyword arguments.
+) -> IO[bytes] | None:
+    """An in-memory copy of the checkpoint file (or open file), upgraded, when it was written by
+    an earlier litlab; None for a current checkpoint, a remote one (``s3://``...), and one that
+    cannot be read (its loader then says why).
+
+    Lightning's ``load_from_checkpoint`` builds the task from the saved hyperparameters as they
+    are (all of them when the constructor takes ``**kwargs``), before any hook could rename
+    them, so an old checkpoint is handed to it already upgraded. Only old checkpoints are
+    copied; a current one is read memory-mapped, its tensors not loaded.
     """
     try:
         if isinstance(checkpoint, str | os.PathLike):
             if "://" in str(checkpoint):
-                return {}
-            # Memory-mapped: the hyperparameters are read, the tensors are not.
+                return None
             loaded = torch.load(
                 checkpoint, map_location="cpu", weights_only=weights_only, mmap=True
             )
@@ -262,17 +265,10 @@ def upgraded_hyperparameters(
             finally:
                 checkpoint.seek(start)
     except Exception:
-        return {}
-    original = loaded.get("hyper_parameters") if isinstance(loaded, Mapping) else None
-    if not isinstance(original, Mapping):
-        return {}
-    upgraded, changes = upgrade_config(dict(original), hparams_of="_class_path")
-    if not changes:
-        return {}
-    # Values compared only where they are config data (a tensor has no plain ==).
-    return {
-        key: value
-        for key, value in upgraded.items()
-        if key not in original
-        or (isinstance(value, Mapping | list | str) and value != original[key])
-    }
+        return None
+    if not isinstance(loaded, MutableMapping) or not upgrade_checkpoint(loaded):
+        return None
+    upgraded = io.BytesIO()
+    torch.save(loaded, upgraded)
+    upgraded.seek(0)
+    return upgraded
