@@ -7,6 +7,8 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch import Trainer
 from torch.utils.data import Sampler
 
+from litlab.core.lightning_internals import shards_data
+
 
 def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[int]:
     """``sampler`` as it is on one process; under a multi-process strategy, Lightning's
@@ -33,5 +35,4 @@ def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[in
 
 def _shards(trainer: Trainer) -> bool:
     # `Trainer(use_distributed_sampler=False)`: the user shards the data, or wants none sharded.
-    connector = getattr(trainer, "_accelerator_connector", None)
-    return getattr(connector, "use_distributed_sampler", True)
+    return shards_data(trainer)

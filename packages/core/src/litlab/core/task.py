@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import IO, Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
@@ -71,11 +71,20 @@ class Task(LightningModule):
         self.decay_norm_and_bias = decay_norm_and_bias
 
     @property
+    def attached_trainer(self) -> Trainer | None:
+        """The trainer this task is attached to, or None (``trainer`` raises without one)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
+    @property
     def data_facts(self) -> DataFacts:
         """What the trainer's DataModule knows (:class:`~litlab.core.data_facts.DataFacts`):
         the one way a task reads its data's classes, shapes, vocabulary or tokenizer. Empty
         (every field None) without a trainer or a DataModule that provides them."""
-        return data_facts_of(self.trainer.datamodule if self._trainer is not None else None)
+        trainer = self.attached_trainer
+        return data_facts_of(trainer.datamodule if trainer is not None else None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # `--ckpt_path` checks name the task and litlab version a checkpoint came from.
