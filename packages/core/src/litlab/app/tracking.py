@@ -150,7 +150,7 @@ class WandbLogger(LightningWandbLogger):
         if tags:
             configured = list(init_args.get("tags") or [])
             init_args["tags"] = list(dict.fromkeys([*configured, *tags]))
-        set_wandb_run_identity(self, init_args["dir"], init_args["name"], init_args["id"])
+        set_wandb_run_identity(self, init_args["dir"], init_args["id"])
 
     @property
     @rank_zero_experiment

@@ -103,11 +103,11 @@ def wandb_init_args(logger: WandbLogger) -> dict[str, Any]:
     return logger._wandb_init
 
 
-def set_wandb_run_identity(logger: WandbLogger, save_dir: str, name: str, run_id: str) -> None:
-    """The folder, name and id the logger reports before its run starts (``_save_dir``,
-    ``_name``, ``_id``, copied from the ``wandb.init`` arguments in its constructor)."""
+def set_wandb_run_identity(logger: WandbLogger, save_dir: str, run_id: str) -> None:
+    """The folder and id the logger reports (its public ``save_dir``, and ``version`` before its
+    run starts) after its ``wandb.init`` arguments changed: ``_save_dir`` and ``_id``, which its
+    constructor copies from them."""
     logger._save_dir = save_dir
-    logger._name = name
     logger._id = run_id
 
 
