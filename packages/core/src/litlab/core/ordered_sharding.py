@@ -27,7 +27,9 @@ def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[in
         sampler: The training order of all ranks together (drawn from the seed and epoch).
         trainer: The trainer the DataModule is attached to (None: not attached, one process).
     """
-    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+    if trainer is None:
+        return sampler
+    kwargs = trainer.distributed_sampler_kwargs
     if not kwargs or kwargs.get("num_replicas", 1) <= 1 or not _shards(trainer):
         return sampler
     return DistributedSamplerWrapper(sampler, shuffle=False, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -171,7 +171,10 @@ def random_states() -> dict[str, Any]:
     """torch's, CUDA's (when there is a GPU), numpy's and Python's global random states, as
     tensors and plain Python values: a checkpoint holding them still loads with
     ``torch.load(weights_only=True)``, as LightningCLI loads a ``--ckpt_path``."""
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    # The legacy tuple (numpy's stubs allow the dict of get_state(legacy=False) too).
+    name, keys, position, has_gauss, cached_gaussian = cast(
+        "tuple[str, np.ndarray, int, int, float]", np.random.get_state()
+    )
     states = {
         "torch": torch.get_rng_state(),
         "numpy": [
