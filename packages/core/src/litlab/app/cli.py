@@ -68,6 +68,7 @@ from litlab.core.checkpoints.run_lookup import (
 from litlab.core.checkpoints.upgrade import upgrade_config_text
 from litlab.core.errors import LitlabError
 from litlab.core.launch_form import as_launched
+from litlab.core.lightning_internals import skip_hyperparameter_logging
 
 log = logging.getLogger("litlab")
 
@@ -86,9 +87,9 @@ class SaveRunConfig(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # The config holds every hyperparameter, nested; Lightning logging the module's own
         # hparams as well would put them in the W&B run twice, once flattened.
-        pl_module._log_hyperparams = False
+        skip_hyperparameter_logging(pl_module)
         if trainer.datamodule is not None:
-            trainer.datamodule._log_hyperparams = False
+            skip_hyperparameter_logging(trainer.datamodule)
         # trainer.log_dir is a collective (it broadcasts), so every rank reads it here;
         # save_config runs on rank zero only.
         self.log_dir = Path(trainer.log_dir or ".")
@@ -121,18 +122,38 @@ class LitlabCLI(ConsoleCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         # What the config states at each data link's target (see litlab.app.data_links).
         self.stated_at_links: dict[str, Stated] = {}
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=None,
-            subclass_mode_model=True,
-            save_config_callback=SaveRunConfig,
-            save_config_kwargs={"overwrite": True},
-            trainer_defaults={"logger": DEFAULT_LOGGER},
-            seed_everything_default=DEFAULT_SEED,
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-        )
+        # The subcommand once it has started (its before_<subcommand> hook has run).
+        self.running: str | None = None
+        # LightningCLI runs the subcommand inside __init__, so this is the one place that sees
+        # both its end and its failure: the W&B run is closed (and its sync command printed)
+        # either way, and nothing of a crashed run is lost.
+        exit_code = 1
+        stopped = False
+        try:
+            super().__init__(
+                model_class=LightningModule,
+                datamodule_class=None,
+                subclass_mode_model=True,
+                save_config_callback=SaveRunConfig,
+                save_config_kwargs={"overwrite": True},
+                trainer_defaults={"logger": DEFAULT_LOGGER},
+                seed_everything_default=DEFAULT_SEED,
+                auto_configure_optimizers=False,
+                args=args,
+                run=run,
+            )
+            exit_code = 0
+        except SIGTERMException:
+            if self.running is None:
+                raise
+            # SIGTERM or SIGINT (see PreemptionCheckpoint): exit as killed by it, after the W&B
+            # run is closed, with the command that resumes the run.
+            stopped = True
+        finally:
+            if self.running is not None:
+                self._end_subcommand(self.running, exit_code, stopped)
+        if stopped:
+            self._exit_stopped()
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         # Raise instead of printing usage and exiting, so main() can say what is wrong briefly.
@@ -190,7 +211,7 @@ class LitlabCLI(ConsoleCLI):
         if config.get("ckpt_path") is not None:
             # The one read of the file, safe (weights_only unless the user says otherwise) and
             # memory-mapped (cheap on a big one): checked against the model before anything
-            # runs, then handed to Lightning's load (_run_subcommand).
+            # runs, then handed to Lightning's load (before_<subcommand>).
             self.checkpoint = read_checkpoint(
                 config.ckpt_path, config.get("weights_only"), mmap=True
             )
@@ -201,9 +222,11 @@ class LitlabCLI(ConsoleCLI):
             # is checked against what it builds. Restored in before_instantiate_classes.
             self.ckpt_path, config.ckpt_path = config.ckpt_path, None
 
-    def _subconfig(self) -> Namespace:
-        subcommand = self.config.get("subcommand")
-        return self.config[subcommand] if subcommand else self.config
+    def _subconfig(self, config: Namespace | None = None) -> Namespace:
+        """The subcommand's part of ``config`` (the parsed config by default)."""
+        config = self.config if config is None else config
+        subcommand = config.get("subcommand")
+        return config[subcommand] if subcommand else config
 
     # ----- instantiation
 
@@ -250,7 +273,7 @@ class LitlabCLI(ConsoleCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # The run folder, name and id go to the instantiated objects, not into the config: a
         # saved config.yaml replayed later must start a new run, not write into this one.
-        trainer_config = self._get(self.config_init, "trainer", default={})
+        trainer_config = self._subconfig(self.config_init).get("trainer") or {}
         if trainer_config.get("default_root_dir") is None:
             kwargs["default_root_dir"] = str(self.run_dir)
         loggers = trainer_config.get("logger")
@@ -318,10 +341,22 @@ class LitlabCLI(ConsoleCLI):
 
     # ----- running
 
-    def _run_subcommand(self, subcommand: str) -> None:
-        # LightningCLI runs the subcommand inside __init__, so this is the one place that sees
-        # both its end and its failure: the W&B run is closed (and its sync command printed)
-        # either way, and nothing of a crashed run is lost.
+    def before_fit(self) -> None:
+        self._start_subcommand("fit")
+
+    def before_validate(self) -> None:
+        self._start_subcommand("validate")
+        super().before_validate()
+
+    def before_test(self) -> None:
+        self._start_subcommand("test")
+        super().before_test()
+
+    def before_predict(self) -> None:
+        self._start_subcommand("predict")
+        super().before_predict()
+
+    def _start_subcommand(self, subcommand: str) -> None:
         if self.checkpoint is not None:
             # Before any data is read: a bad checkpoint is told in one line, not after setup.
             ckpt_path = self._subconfig().ckpt_path
@@ -334,35 +369,26 @@ class LitlabCLI(ConsoleCLI):
                 checkpoint_io.hand_over(ckpt_path, self.checkpoint)
             self.checkpoint = None
         # A folder that is there already (a resumed run) is never removed.
-        new_run = not self.run_dir.exists()
+        self.new_run = not self.run_dir.exists()
         if self.trainer.is_global_zero:
             log.info("%s run folder: %s", subcommand, self.run_dir)
-        exit_code = 1
-        stopped = False
-        try:
-            super()._run_subcommand(subcommand)
-            exit_code = 0
-        except SIGTERMException:
-            # SIGTERM or SIGINT (see PreemptionCheckpoint): exit as killed by it, after the W&B
-            # run is closed, with the command that resumes the run.
-            stopped = True
-        finally:
-            # A command that failed before its first step leaves nothing: no folder, no
-            # offline W&B run for `litlab sync` to offer.
-            discard = (
-                exit_code != 0 and not stopped and new_run and not self._kept_anything(subcommand)
-            )
-            for logger in self.trainer.loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.finish(exit_code=exit_code, discard=discard)
-            if self.trainer.is_global_zero:
-                if discard:
-                    shutil.rmtree(self.run_dir, ignore_errors=True)
-                    log.info("%s failed before its first step: nothing was kept", subcommand)
-                elif self.run_dir.exists():
-                    log.info("%s run folder: %s", subcommand, self.run_dir)
-        if stopped:
-            self._exit_stopped()
+        self.running = subcommand
+
+    def _end_subcommand(self, subcommand: str, exit_code: int, stopped: bool) -> None:
+        # A command that failed before its first step leaves nothing: no folder, no offline
+        # W&B run for `litlab sync` to offer.
+        discard = (
+            exit_code != 0 and not stopped and self.new_run and not self._kept_anything(subcommand)
+        )
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.finish(exit_code=exit_code, discard=discard)
+        if self.trainer.is_global_zero:
+            if discard:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                log.info("%s failed before its first step: nothing was kept", subcommand)
+            elif self.run_dir.exists():
+                log.info("%s run folder: %s", subcommand, self.run_dir)
 
     def _kept_anything(self, subcommand: str) -> bool:
         """Whether the command got as far as one step, or wrote a checkpoint."""

@@ -22,7 +22,6 @@ from typing import Any, Literal
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.loggers.utilities import _scan_checkpoints
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor, nn
 
@@ -34,6 +33,12 @@ from litlab.app.wandb_login import (
 )
 from litlab.core.callbacks.last_checkpoint import LastCheckpoint
 from litlab.core.launch_form import as_launched
+from litlab.core.lightning_internals import (
+    forget_wandb_run,
+    set_wandb_run_identity,
+    started_wandb_run,
+    wandb_init_args,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +93,10 @@ class WandbLogger(LightningWandbLogger):
             self._say_offline()
         project = os.environ.get("WANDB_PROJECT", project)
         entity = os.environ.get("WANDB_ENTITY", entity)
+        # The checkpoint upload is litlab's own (see after_save_checkpoint), kept here.
+        self._artifact_name: str | None = kwargs.get("checkpoint_name")
+        self._pending_uploads: dict[int, ModelCheckpoint] = {}
+        self._uploaded: dict[str, float] = {}
         super().__init__(
             name=name,
             save_dir=save_dir,
@@ -102,8 +111,12 @@ class WandbLogger(LightningWandbLogger):
             **kwargs,
         )
         # Lightning passes anonymous=None, which wandb 0.19+ warns about; it has no effect.
-        if self._wandb_init.get("anonymous") is None:
-            self._wandb_init.pop("anonymous", None)
+        init_args = wandb_init_args(self)
+        if init_args.get("anonymous") is None:
+            init_args.pop("anonymous", None)
+        # What after_save_checkpoint uploads: set after Lightning's constructor, which keeps the
+        # same value under the same name, so this one is litlab's whatever Lightning does.
+        self._log_model = log_model
         self._watch = watch
         self._watch_log_freq = watch_log_freq
         self._watched = False
@@ -129,16 +142,15 @@ class WandbLogger(LightningWandbLogger):
 
         Called by ``litlab`` before the W&B run starts.
         """
+        init_args = wandb_init_args(self)
         given = {"dir": save_dir, "name": name, "id": run_id, "job_type": job_type}
         for key, value in given.items():
-            if self._wandb_init.get(key) in (None, "."):
-                self._wandb_init[key] = value
+            if init_args.get(key) in (None, "."):
+                init_args[key] = value
         if tags:
-            configured = list(self._wandb_init.get("tags") or [])
-            self._wandb_init["tags"] = list(dict.fromkeys([*configured, *tags]))
-        self._save_dir = self._wandb_init["dir"]
-        self._name = self._wandb_init["name"]
-        self._id = self._wandb_init["id"]
+            configured = list(init_args.get("tags") or [])
+            init_args["tags"] = list(dict.fromkeys([*configured, *tags]))
+        set_wandb_run_identity(self, init_args["dir"], init_args["id"])
 
     @property
     @rank_zero_experiment
@@ -149,24 +161,24 @@ class WandbLogger(LightningWandbLogger):
         (``_ = logger.experiment``); that bare look gets a stand-in that starts the run on its
         first real use, so a data error is told before W&B prints anything or leaves a run.
         """
-        if self._experiment is not None:
-            return self._experiment
-        return _StartsOnUse(self)
+        run = started_wandb_run(self)
+        return run if run is not None else _StartsOnUse(self)
 
     def _start(self) -> Any:
-        if self._experiment is not None:
-            return self._experiment
+        if (run := started_wandb_run(self)) is not None:
+            return run
         import wandb
 
-        self._wandb_init["settings"] = _litlab_settings(self._wandb_init.get("settings"))
-        if self._wandb_init.get("dir"):
+        init_args = wandb_init_args(self)
+        init_args["settings"] = _litlab_settings(init_args.get("settings"))
+        if init_args.get("dir"):
             # The W&B service process reads the folder from its own working directory, which
             # is not this one after a chdir (several runs in one Python process).
-            self._wandb_init["dir"] = os.path.abspath(self._wandb_init["dir"])
+            init_args["dir"] = os.path.abspath(init_args["dir"])
         try:
             return self._announce(super().experiment)
         except wandb.errors.Error as err:
-            if self._wandb_init.get("mode") in LOCAL_MODES:
+            if init_args.get("mode") in LOCAL_MODES:
                 raise
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             log.warning(
@@ -176,7 +188,7 @@ class WandbLogger(LightningWandbLogger):
             )
             # The W&B service keeps the failed run's id, which the offline run shares.
             wandb.teardown()
-            self._wandb_init["mode"] = "offline"
+            init_args["mode"] = "offline"
             self._log_model = False
             return self._announce(super().experiment)
 
@@ -213,25 +225,32 @@ class WandbLogger(LightningWandbLogger):
             self.watch(model, log=self._watch, log_freq=self._watch_log_freq, log_graph=False)
             self._watched = True
 
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        # As Lightning's: every checkpoint now with "all" (or a callback that keeps them all),
+        # else each callback's files once, when training ends.
+        upload = self._log_model
+        if upload == "all" or (upload is True and checkpoint_callback.save_top_k == -1):
+            self._upload_new_checkpoints(checkpoint_callback)
+        elif upload is True:
+            self._pending_uploads[id(checkpoint_callback)] = checkpoint_callback
+
     @rank_zero_only
     def finalize(self, status: str) -> None:
+        # As Lightning's, checkpoints are uploaded only when training succeeded.
+        if status != "success" or started_wandb_run(self) is None:
+            return
         # W&B gives the alias "latest" to the version logged last, so last.ckpt goes last.
-        self._checkpoint_callbacks = dict(
-            sorted(
-                self._checkpoint_callbacks.items(),
-                key=lambda item: isinstance(item[1], LastCheckpoint),
-            )
-        )
-        super().finalize(status)
+        for callback in sorted(
+            self._pending_uploads.values(), key=lambda c: isinstance(c, LastCheckpoint)
+        ):
+            self._upload_new_checkpoints(callback)
 
-    def _scan_and_log_checkpoints(self, checkpoint_callback: ModelCheckpoint) -> None:
+    def _upload_new_checkpoints(self, checkpoint_callback: ModelCheckpoint) -> None:
         # Lightning's own version aliases each callback's best file "best" and "latest", which
         # for LastCheckpoint (a top-1 callback without a metric) would put "best" on last.ckpt.
         import wandb
 
-        for mtime, path, score, _ in _scan_checkpoints(
-            checkpoint_callback, self._logged_model_time
-        ):
+        for mtime, path, score in _new_checkpoint_files(checkpoint_callback, self._uploaded):
             if isinstance(checkpoint_callback, LastCheckpoint):
                 aliases = ["latest", "last"]
             elif path == checkpoint_callback.best_model_path:
@@ -246,9 +265,9 @@ class WandbLogger(LightningWandbLogger):
                 "monitor": checkpoint_callback.monitor,
                 "mode": checkpoint_callback.mode,
             }
-            if not self._checkpoint_name:
-                self._checkpoint_name = f"model-{self.experiment.id}"
-            artifact = wandb.Artifact(name=self._checkpoint_name, type="model", metadata=metadata)
+            if not self._artifact_name:
+                self._artifact_name = f"model-{self.experiment.id}"
+            artifact = wandb.Artifact(name=self._artifact_name, type="model", metadata=metadata)
             artifact.add_file(path, name="model.ckpt", policy=self.add_file_policy)
             try:
                 self.experiment.log_artifact(artifact, aliases=aliases)
@@ -256,14 +275,14 @@ class WandbLogger(LightningWandbLogger):
                 # The checkpoint is safe on disk; a failed upload must not fail the run.
                 log.warning("W&B: could not upload %s as a model artifact: %s", path, err)
                 continue
-            self._logged_model_time[path] = mtime
+            self._uploaded[path] = mtime
 
     @rank_zero_only
     def finish(self, exit_code: int = 0, discard: bool = False) -> None:
         """End the W&B run; for an offline run, print the command that uploads it, unless the
         run is to be discarded (``litlab`` deletes a run folder that failed before its first
         step)."""
-        run, self._experiment = self._experiment, None
+        run = forget_wandb_run(self)
         if run is None or not hasattr(run, "finish"):
             return
         settings = getattr(run, "settings", None)
@@ -302,6 +321,25 @@ class _StartsOnUse:
 
     def __delattr__(self, name: str) -> None:
         delattr(self._started(), name)
+
+
+def _new_checkpoint_files(
+    callback: ModelCheckpoint, uploaded: dict[str, float]
+) -> list[tuple[float, str, Any]]:
+    """``(mtime, path, score)`` of the callback's checkpoint files (its last, best and top k)
+    that are not in ``uploaded`` (path: mtime) as they are now, oldest first."""
+    scores: dict[str, Any] = {}
+    if callback.last_model_path:
+        scores[callback.last_model_path] = callback.current_score
+    if callback.best_model_path:
+        scores[callback.best_model_path] = callback.best_model_score
+    scores.update(callback.best_k_models)
+    files = sorted(
+        (Path(path).stat().st_mtime, path, score)
+        for path, score in scores.items()
+        if Path(path).is_file()
+    )
+    return [(mtime, path, score) for mtime, path, score in files if uploaded.get(path, -1) < mtime]
 
 
 def _litlab_settings(settings: Any) -> Any:

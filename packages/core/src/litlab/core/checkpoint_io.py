@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.strategies import Strategy
 
 from litlab.core.checkpoints.checks import read_checkpoint
@@ -38,12 +37,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         super().__init__()
         self._handed_over: tuple[Path, dict[str, Any]] | None = None
 
-    def hand_over(self, path: _PATH, checkpoint: dict[str, Any]) -> None:
+    def hand_over(self, path: str | Path, checkpoint: dict[str, Any]) -> None:
         """Give the next :meth:`load_checkpoint` of ``path`` this already read ``checkpoint``."""
         self._handed_over = (Path(path).resolve(), checkpoint)
 
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None or not _is_local(path):
             super().save_checkpoint(checkpoint, path, storage_options)
@@ -66,7 +65,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         _fsync_folder(target.parent)
 
     def load_checkpoint(
-        self, path: _PATH, map_location: Any | None = None, weights_only: bool | None = None
+        self, path: str | Path, map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         if not _is_local(path):
             return super().load_checkpoint(path, map_location, weights_only)
@@ -78,7 +77,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, weights_only=weights_only, map_location=location)
 
 
-def _is_local(path: _PATH) -> bool:
+def _is_local(path: str | Path) -> bool:
     # A URL, file:// included, goes to Lightning's fsspec code, which understands it.
     return "://" not in str(path)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+from litlab.core.lightning_internals import cli_given_hyperparameters
 
 
 def module_args_to_ignore(*module_args: str) -> list[str]:
@@ -13,4 +13,4 @@ def module_args_to_ignore(*module_args: str) -> list[str]:
     is ignored. Built from Python, such an argument is a live ``nn.Module`` that must not be
     pickled into the hyperparameters (its weights are in the state dict anyway).
     """
-    return [] if _given_hyperparameters.get() is not None else list(module_args)
+    return [] if cli_given_hyperparameters() is not None else list(module_args)

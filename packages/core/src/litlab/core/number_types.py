@@ -11,7 +11,7 @@ resumed fit loads its checkpoint, refuses them, and ``yaml.safe_dump`` cannot wr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from jsonargparse.typing import register_type
 
@@ -56,84 +56,92 @@ class _RangedNumber:
         if cls._lower is not None and cls._upper is not None:
             (low, low_closed), (high, high_closed) = cls._lower, cls._upper
             return f"in {'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
-        bound, closed, sign = (*cls._lower, ">") if cls._lower else (*cls._upper, "<")
+        one_side, sign = (cls._lower, ">") if cls._lower is not None else (cls._upper, "<")
+        assert one_side is not None, "a number type has a bound"
+        bound, closed = one_side
         return f"{cls._noun} (must be {sign}{'=' if closed else ''} {bound:g})"
 
 
-class PositiveInt(_RangedNumber, int):
-    """An int >= 1: a size, a count of layers, a batch size."""
+if TYPE_CHECKING:
+    # To a type checker each is the plain int or float it gives at run time (``lr:
+    # PositiveFloat = 1e-3`` holds a float); only the parser sees the classes below.
+    PositiveInt = int
+    NonNegativeInt = int
+    NumClasses = int
+    PositiveFloat = float
+    NonNegativeFloat = float
+    ClosedUnitInterval = float
+    RightOpenUnitInterval = float
+    LeftOpenUnitInterval = float
+    OpenUnitInterval = float
+    NUMBER_TYPES: tuple[type[_RangedNumber], ...]
+else:
 
-    _noun = "a positive int"
-    _lower = (1, True)
+    class PositiveInt(_RangedNumber, int):
+        """An int >= 1: a size, a count of layers, a batch size."""
 
+        _noun = "a positive int"
+        _lower = (1, True)
 
-class NonNegativeInt(_RangedNumber, int):
-    """An int >= 0: a count that may be zero (workers, warm-up steps, padding)."""
+    class NonNegativeInt(_RangedNumber, int):
+        """An int >= 0: a count that may be zero (workers, warm-up steps, padding)."""
 
-    _noun = "a non-negative int"
-    _lower = (0, True)
+        _noun = "a non-negative int"
+        _lower = (0, True)
 
+    class NumClasses(_RangedNumber, int):
+        """An int >= 2: the classes a classifier tells apart (torchmetrics' accuracy needs two)."""
 
-class NumClasses(_RangedNumber, int):
-    """An int >= 2: the classes a classifier tells apart (torchmetrics' accuracy needs two)."""
+        _noun = "a number of classes"
+        _lower = (2, True)
 
-    _noun = "a number of classes"
-    _lower = (2, True)
+    class PositiveFloat(_RangedNumber, float):
+        """A float > 0: a learning rate, a temperature, a scale."""
 
+        _noun = "a positive float"
+        _lower = (0, False)
 
-class PositiveFloat(_RangedNumber, float):
-    """A float > 0: a learning rate, a temperature, a scale."""
+    class NonNegativeFloat(_RangedNumber, float):
+        """A float >= 0: a weight decay, a loss weight, a mixing alpha."""
 
-    _noun = "a positive float"
-    _lower = (0, False)
+        _noun = "a non-negative float"
+        _lower = (0, True)
 
+    class ClosedUnitInterval(_RangedNumber, float):
+        """A float in [0, 1]: a probability, a ratio of the peak learning rate."""
 
-class NonNegativeFloat(_RangedNumber, float):
-    """A float >= 0: a weight decay, a loss weight, a mixing alpha."""
+        _lower = (0, True)
+        _upper = (1, True)
 
-    _noun = "a non-negative float"
-    _lower = (0, True)
+    class RightOpenUnitInterval(_RangedNumber, float):
+        """A float in [0, 1): a dropout rate, a label smoothing (1 would leave no signal)."""
 
+        _lower = (0, True)
+        _upper = (1, False)
 
-class ClosedUnitInterval(_RangedNumber, float):
-    """A float in [0, 1]: a probability, a ratio of the peak learning rate."""
+    class LeftOpenUnitInterval(_RangedNumber, float):
+        """A float in (0, 1]: a nucleus-sampling mass (0 would leave no token)."""
 
-    _lower = (0, True)
-    _upper = (1, True)
+        _lower = (0, False)
+        _upper = (1, True)
 
+    class OpenUnitInterval(_RangedNumber, float):
+        """A float in (0, 1): a held-out fraction, which needs data on both sides."""
 
-class RightOpenUnitInterval(_RangedNumber, float):
-    """A float in [0, 1): a dropout rate, a label smoothing (1 would leave no signal)."""
+        _lower = (0, False)
+        _upper = (1, False)
 
-    _lower = (0, True)
-    _upper = (1, False)
-
-
-class LeftOpenUnitInterval(_RangedNumber, float):
-    """A float in (0, 1]: a nucleus-sampling mass (0 would leave no token)."""
-
-    _lower = (0, False)
-    _upper = (1, True)
-
-
-class OpenUnitInterval(_RangedNumber, float):
-    """A float in (0, 1): a held-out fraction, which needs data on both sides."""
-
-    _lower = (0, False)
-    _upper = (1, False)
-
-
-NUMBER_TYPES = (
-    PositiveInt,
-    NonNegativeInt,
-    NumClasses,
-    PositiveFloat,
-    NonNegativeFloat,
-    ClosedUnitInterval,
-    RightOpenUnitInterval,
-    LeftOpenUnitInterval,
-    OpenUnitInterval,
-)
-for _number_type in NUMBER_TYPES:
-    # Dumped configs hold the plain number; parsing calls the type, which checks the range.
-    register_type(_number_type, serializer=int if issubclass(_number_type, int) else float)
+    NUMBER_TYPES = (
+        PositiveInt,
+        NonNegativeInt,
+        NumClasses,
+        PositiveFloat,
+        NonNegativeFloat,
+        ClosedUnitInterval,
+        RightOpenUnitInterval,
+        LeftOpenUnitInterval,
+        OpenUnitInterval,
+    )
+    for _number_type in NUMBER_TYPES:
+        # Dumped configs hold the plain number; parsing calls the type, which checks the range.
+        register_type(_number_type, serializer=int if issubclass(_number_type, int) else float)

@@ -7,6 +7,8 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch import Trainer
 from torch.utils.data import Sampler
 
+from litlab.core.lightning_internals import shards_data
+
 
 def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[int]:
     """``sampler`` as it is on one process; under a multi-process strategy, Lightning's
@@ -25,7 +27,9 @@ def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[in
         sampler: The training order of all ranks together (drawn from the seed and epoch).
         trainer: The trainer the DataModule is attached to (None: not attached, one process).
     """
-    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+    if trainer is None:
+        return sampler
+    kwargs = trainer.distributed_sampler_kwargs
     if not kwargs or kwargs.get("num_replicas", 1) <= 1 or not _shards(trainer):
         return sampler
     return DistributedSamplerWrapper(sampler, shuffle=False, **kwargs)
@@ -33,5 +37,4 @@ def shard_in_order(sampler: Sampler[int], trainer: Trainer | None) -> Sampler[in
 
 def _shards(trainer: Trainer) -> bool:
     # `Trainer(use_distributed_sampler=False)`: the user shards the data, or wants none sharded.
-    connector = getattr(trainer, "_accelerator_connector", None)
-    return getattr(connector, "use_distributed_sampler", True)
+    return shards_data(trainer)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO, Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch.distributed.fsdp import FullyShardedDataParallel
 
@@ -71,11 +71,22 @@ class Task(LightningModule):
         self.decay_norm_and_bias = decay_norm_and_bias
 
     @property
+    def attached_trainer(self) -> Trainer | None:
+        """The trainer this task is attached to, or None (``trainer`` raises without one)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
+
+    @property
     def data_facts(self) -> DataFacts:
         """What the trainer's DataModule knows (:class:`~litlab.core.data_facts.DataFacts`):
         the one way a task reads its data's classes, shapes, vocabulary or tokenizer. Empty
         (every field None) without a trainer or a DataModule that provides them."""
-        return data_facts_of(self.trainer.datamodule if self._trainer is not None else None)
+        trainer = self.attached_trainer
+        # Lightning sets Trainer.datamodule at run time without declaring it.
+        datamodule = trainer.datamodule if trainer is not None else None  # type: ignore[attr-defined]
+        return data_facts_of(datamodule)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # `--ckpt_path` checks name the task and litlab version a checkpoint came from.
@@ -89,11 +100,11 @@ class Task(LightningModule):
         upgrade_checkpoint(checkpoint, self)
 
     @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
+    def load_from_checkpoint(
         cls,
-        checkpoint_path: str | os.PathLike[str] | IO[bytes],
+        checkpoint_path: str | Path | IO[Any],
         map_location: Any = None,
-        hparams_file: str | os.PathLike[str] | None = None,
+        hparams_file: str | Path | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,
         **kwargs: Any,
@@ -143,7 +154,7 @@ class Task(LightningModule):
                 {"params": exempt, "lr": lr, "weight_decay": 0.0},
             ]
         groups = [group for group in groups if group["params"]]
-        factory = self.optimizer_factory or torch.optim.AdamW
+        factory: Callable[..., torch.optim.Optimizer] = self.optimizer_factory or torch.optim.AdamW
         self._warn_if_optimizer_sets_task_args(factory)
         optimizer = factory(groups, lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_scheduler_factory is None:
@@ -205,7 +216,7 @@ class Task(LightningModule):
             defaults["total_steps"] = (
                 int(self.trainer.estimated_stepping_batches)
                 if self.lr_scheduler_interval == "step"
-                else int(self.trainer.max_epochs)
+                else int(self.trainer.max_epochs)  # type: ignore[arg-type]  # set by fit
             )
         return defaults
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from litlab.core.lightning_internals import save_now
+
 
 class LastCheckpoint(ModelCheckpoint):
     """Writes ``<dirpath>/last.ckpt`` after every validation (after every training epoch when
@@ -32,5 +34,4 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # max_steps can end training between two validations.
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+        save_now(self, trainer)

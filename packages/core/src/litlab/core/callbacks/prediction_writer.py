@@ -73,6 +73,8 @@ class FilePredictionWriter(BasePredictionWriter):
     def open_file(self, **options: Any) -> IO[str]:
         """The output file, opened for writing (``options`` go to ``open``) on first use."""
         if self._file is None:
+            if self._path is None:
+                raise RuntimeError("open_file() is for predict_step, after setup")
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._path.open("w", **options)
         return self._file

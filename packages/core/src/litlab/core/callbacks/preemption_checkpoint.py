@@ -13,6 +13,8 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from litlab.core.lightning_internals import stop_after_this_step
+
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -80,10 +82,9 @@ class PreemptionCheckpoint(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if self.stop_signal is not None and _optimizer_stepped(trainer, batch_idx):
-            # Lightning's SIGTERM flag (what its own handler sets; a private attribute of
-            # Lightning 2.x): it stops after this step's validation, if one is due, and calls
-            # on_exception with SIGTERMException.
-            trainer._signal_connector.received_sigterm = True
+            # What Lightning's own SIGTERM handler does: it stops after this step's validation,
+            # if one is due, and calls on_exception with SIGTERMException.
+            stop_after_this_step(trainer)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore_handlers()

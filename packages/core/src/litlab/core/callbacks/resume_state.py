@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -13,6 +13,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.combined_loader import CombinedLoader
 from torchmetrics import Metric
+
+from litlab.core.lightning_internals import epoch_results, wandb_init_args
 
 # The checkpoint's key for the run it belongs to (read by `litlab fit --ckpt_path`).
 RUN_KEY = "litlab_run"
@@ -66,7 +68,7 @@ class ResumeState(Callback):
             "run_dir": os.path.abspath(trainer.default_root_dir),
             "wandb_run_id": first.version if first else None,
             # The name the run was started with (its overrides), kept by the resumed part.
-            "wandb_run_name": first._wandb_init.get("name") if first else None,
+            "wandb_run_name": wandb_init_args(first).get("name") if first else None,
             "epoch_metrics": {
                 "epoch": trainer.current_epoch,
                 "logged": _logged_epoch_sums(trainer),
@@ -121,16 +123,16 @@ class ResumeState(Callback):
             return
         # Lightning creates its accumulators at the first `self.log` of the resumed run; the
         # sums of the batches before the resume are added to them now.
-        for key, result in trainer.fit_loop.epoch_loop._results.items():
+        for key, result in epoch_results(trainer).items():
             if key in saved["logged"] and result.is_tensor:
                 _merge_sums(result, saved["logged"][key])
 
 
 def _logged_epoch_sums(trainer: Trainer) -> dict[str, dict[str, torch.Tensor]]:
     """The running sums of the values training logs for the epoch, by Lightning's key (read
-    from the training loop's result collection, private to Lightning 2.x: it has no API)."""
+    from the training loop's result collection: see litlab.core.lightning_internals)."""
     sums = {}
-    for key, result in trainer.fit_loop.epoch_loop._results.items():
+    for key, result in epoch_results(trainer).items():
         if result.is_tensor and result.meta.on_epoch:
             sums[key] = {"value": result.value}
             if result.meta.is_mean_reduction:
@@ -169,7 +171,10 @@ def random_states() -> dict[str, Any]:
     """torch's, CUDA's (when there is a GPU), numpy's and Python's global random states, as
     tensors and plain Python values: a checkpoint holding them still loads with
     ``torch.load(weights_only=True)``, as LightningCLI loads a ``--ckpt_path``."""
-    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    # The legacy tuple (numpy's stubs allow the dict of get_state(legacy=False) too).
+    name, keys, position, has_gauss, cached_gaussian = cast(
+        "tuple[str, np.ndarray, int, int, float]", np.random.get_state()
+    )
     states = {
         "torch": torch.get_rng_state(),
         "numpy": [

@@ -99,7 +99,8 @@ def read_checkpoint(
         raise _corrupt(path, is_archive, err) from err
     except Exception as err:
         raise _corrupt(path, is_archive, err) from err
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
+    # A dict: upgrade_checkpoint changes it in place.
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         holds = (
             f"its keys: {', '.join(sorted(map(str, checkpoint))[:8])}"
             if isinstance(checkpoint, Mapping)
@@ -252,7 +253,7 @@ def check_checkpoint(
     made_by, built = _maker(checkpoint), _classes(module)
     other_class = made_by is not None and _differ(made_by, built)
     version_note = _version_note(checkpoint)
-    if other_class and (problems or same_classes):
+    if made_by is not None and other_class and (problems or same_classes):
         problems.insert(
             0,
             f"it was made by {_name(made_by)}, the config builds {_name(built)}"
@@ -267,7 +268,7 @@ def check_checkpoint(
             f"{'; '.join(problems)}{version_note}. Load it with the config it was trained "
             f"with{with_config}{alone}, or give --ckpt_path a checkpoint of this model."
         )
-    if other_class:
+    if made_by is not None and other_class:
         log.warning(
             "checkpoint %s was made by %s, the config builds %s; its weights fit, so it is loaded.",
             path, _name(made_by), _name(built),

@@ -26,6 +26,8 @@ class SinusoidalPositionalEncoding(nn.Module):
         max_len: Longest sequence supported.
     """
 
+    pe: torch.Tensor  # a buffer
+
     def __init__(self, dim: int, max_len: int = 4096) -> None:
         super().__init__()
         if dim % 2:
@@ -79,6 +81,9 @@ class RotaryEmbedding(nn.Module):
         base: Frequency base; larger values give longer wavelengths.
         max_len: Longest position (offset + length) supported.
     """
+
+    cos: torch.Tensor  # a buffer
+    sin: torch.Tensor  # a buffer
 
     def __init__(self, head_dim: int, base: float = 10000.0, max_len: int = 4096) -> None:
         super().__init__()

@@ -16,6 +16,7 @@ from torch import nn
 
 from litlab.core.errors import LitlabError
 from litlab.core.hparams import module_args_to_ignore
+from litlab.core.lightning_internals import averaged_module
 from litlab.core.number_types import (
     NonNegativeFloat,
     NonNegativeInt,
@@ -259,12 +260,16 @@ class DiffusionModel(Task):
     def _average_model(self) -> nn.Module | None:
         """The averaged copy of this module that a weight-averaging callback keeps while the
         trainer runs (once a fit has ended, Lightning has copied the average into this module)."""
-        if self._trainer is None or self.trainer.state.status != TrainerStatus.RUNNING:
+        trainer = self.attached_trainer
+        if trainer is None or trainer.state.status != TrainerStatus.RUNNING:
             return None
-        for callback in self.trainer.callbacks:
+        for callback in trainer.callbacks:
             # Lightning has no public accessor for the averaged model.
-            if isinstance(callback, WeightAveraging) and callback._average_model is not None:
-                return callback._average_model.module
+            if (
+                isinstance(callback, WeightAveraging)
+                and (average := averaged_module(callback)) is not None
+            ):
+                return average
         return None
 
     def _fingerprint(self) -> torch.Tensor:

@@ -290,5 +290,6 @@ class CausalLanguageModel(Task):
             )
 
     def _checkpoint_name(self) -> str:
-        path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+        trainer = self.attached_trainer
+        path = trainer.ckpt_path if trainer is not None else None
         return f"the checkpoint {path}" if path else "the checkpoint"
