@@ -53,7 +53,7 @@ class ResumableDataLoader(StatefulDataLoader):
             # torchdata 0.11 calls torch.set_vital, which newer torch deprecates; not ours to fix.
             warnings.filterwarnings("ignore", "'set_vital' is deprecated", UserWarning)
             super().__init__(*args, **kwargs)
-        if self.generator is None:
+        if getattr(self, "generator", None) is None:  # set by DataLoader's __init__
             # After the sampler is made: shuffle=True's RandomSampler keeps a generator of its
             # own, seeded once from the global one.
             self.generator = torch.Generator().manual_seed(torch.initial_seed())
@@ -80,8 +80,9 @@ class ResumableDataLoader(StatefulDataLoader):
 
     def _epoch(self) -> int | None:
         for sampler in (self.sampler, getattr(self.batch_sampler, "sampler", None)):
-            if isinstance(getattr(sampler, "epoch", None), int):
-                return sampler.epoch
+            epoch = getattr(sampler, "epoch", None)
+            if isinstance(epoch, int):
+                return epoch
         return None
 
     def __iter__(self) -> Iterator[Any]:
@@ -89,12 +90,11 @@ class ResumableDataLoader(StatefulDataLoader):
 
     def _start(self) -> Iterator[Any]:
         pending, self._pending = self._pending, None
-        resume = (
-            pending is not None
-            and pending.get("epoch") == self._epoch()
-            and 0 < pending.get("batches", 0) < len(self)
-        )
-        if not resume:
+        if (
+            pending is None
+            or pending.get("epoch") != self._epoch()
+            or not 0 < pending.get("batches", 0) < len(self)
+        ):
             if pending is not None:
                 super().load_state_dict({})
             self._epoch_start_rng = torch.get_rng_state()
