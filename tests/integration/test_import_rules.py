@@ -137,6 +137,9 @@ LIBRARY_AND_DOMAINS = [
     *(REPO_ROOT / "packages" / name / "src" for name in ("vision", "nlp", "generative")),
 ]
 APP_PATH = re.compile(r"\blitlab[./]app\b")
+# The table of class paths that moved (to upgrade the configs and checkpoints of an earlier
+# litlab) names where they went; it imports none of them.
+NAMES_APP_AS_DATA = {Path("packages/core/src/litlab/core/checkpoints/upgrade.py")}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -168,6 +171,7 @@ def test_library_and_domains_name_no_application_module_in_code() -> None:
     found = [
         f"{path.relative_to(REPO_ROOT)}: {text!r}"
         for path in files
+        if path.relative_to(REPO_ROOT) not in NAMES_APP_AS_DATA
         for text in _app_paths_in_strings(path.read_text())
     ]
 
