@@ -5,6 +5,11 @@ schedulers and value types. The ``litlab`` command around it is :mod:`litlab.app
 package never imports.
 """
 
+from importlib.metadata import version
+
 from litlab.core.errors import LitlabError
 
-__all__ = ["LitlabError"]
+__all__ = ["LitlabError", "__version__"]
+
+# Written once, in packages/core/pyproject.toml; read here from the installed metadata.
+__version__ = version("litlab-core")
