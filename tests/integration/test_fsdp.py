@@ -224,10 +224,10 @@ def test_lora_fsdp_run_resumes_exactly_in_its_folder_from_its_adapter(lora, tiny
     folder = lora["checkpoints"] / "last-adapter"
     loaded = HFCausalLM(pretrained=str(tiny_corpus["base"]), adapter_path=str(folder))
     adapter = resumed["state_dict"]
-    compared = [name for name in loaded.state_dict() if f"model.{name}" in adapter]
+    compared = [name for name in loaded.state_dict() if f"network.{name}" in adapter]
     assert len(compared) == len(adapter)
     for name in compared:
-        assert torch.equal(loaded.state_dict()[name], adapter[f"model.{name}"]), name
+        assert torch.equal(loaded.state_dict()[name], adapter[f"network.{name}"]), name
 
 
 @pytest.mark.slow
