@@ -54,7 +54,7 @@ class GlobalGeneratorSampler(Sampler[int]):
 @pytest.mark.parametrize("kind", ["seeded_sampler", "shuffle", "global_generator"])
 def test_resumed_epoch_continues_with_the_batches_of_the_uninterrupted_one(kind):
     def make():
-        if kind == "shuffle":  # a RandomSampler, seeded from the global generator
+        if kind == "shuffle":  # torch's RandomSampler: its order from the global generator
             return ResumableDataLoader(DATA, batch_size=4, shuffle=True)
         if kind == "global_generator":
             return ResumableDataLoader(DATA, batch_size=4, sampler=GlobalGeneratorSampler())
@@ -133,3 +133,13 @@ def test_skipped_batches_are_not_loaded():
     loader.load_state_dict(stopped.state_dict())
     assert [b.tolist() for b in loader] == [[6, 7, 8], [9, 10, 11]]
     assert dataset.read == [6, 7, 8, 9, 10, 11]
+
+
+def test_shuffle_gives_the_random_sampler_lightning_replaces_under_several_processes():
+    # torch's own RandomSampler: Lightning swaps it for its DistributedSampler (seeded by the
+    # epoch). torchdata's RandomSampler it would wrap in a DistributedSamplerWrapper, whose
+    # order comes from a generator seeded at construction and saved nowhere (a resumed FSDP
+    # run drew another order: tests/integration/test_fsdp.py).
+    loader = ResumableDataLoader(DATA, batch_size=4, shuffle=True)
+    assert type(loader.sampler) is torch.utils.data.RandomSampler
+    assert type(ResumableDataLoader(DATA, 4, True).sampler) is torch.utils.data.RandomSampler

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch.utils.data import RandomSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 
@@ -21,9 +23,9 @@ class ResumableDataLoader(StatefulDataLoader):
 
     - a sampler seeded by ``(seed, epoch)`` with ``set_epoch``, which Lightning calls (litlab's
       ``EpochShuffleSampler`` and ``RandomOffsetSampler``, ``DistributedSampler``);
-    - ``shuffle=True``: torchdata's stateful ``RandomSampler`` saves its generator's state; or
     - one that takes its order from torch's global generator when its iteration starts
-      (``LengthGroupedSampler``): the global generator's state at the start of the epoch is
+      (``shuffle=True``, which gives torch's ``RandomSampler``, not torchdata's, and
+      ``LengthGroupedSampler``): the global generator's state at the start of the epoch is
       saved too, and the order drawn again from it (the global generator is left as it is).
 
     What this adds to ``StatefulDataLoader``:
@@ -49,13 +51,27 @@ class ResumableDataLoader(StatefulDataLoader):
         *args: DataLoader's arguments.
         **kwargs: DataLoader's (and StatefulDataLoader's) keyword arguments.
         """
+        arguments = inspect.signature(StatefulDataLoader.__init__).bind(None, *args, **kwargs)
+        given = arguments.arguments
+        if (
+            given.get("shuffle")
+            and given.get("sampler") is None
+            and given.get("batch_sampler") is None
+        ):
+            # torch's RandomSampler, not torchdata's: it draws its order from the global
+            # generator when its iteration starts, so the epoch's order is drawn again from the
+            # saved epoch_start_rng. Under several processes Lightning replaces it with its
+            # DistributedSampler (seeded by the epoch). torchdata's keeps a generator seeded
+            # once, at construction, and Lightning wraps it (DistributedSamplerWrapper), where
+            # its state is saved nowhere: a resumed run then drew another order.
+            given["sampler"] = RandomSampler(given["dataset"], generator=given.get("generator"))
+            given["shuffle"] = False
+            args, kwargs = arguments.args[1:], arguments.kwargs
         with warnings.catch_warnings():
             # torchdata 0.11 calls torch.set_vital, which newer torch deprecates; not ours to fix.
             warnings.filterwarnings("ignore", "'set_vital' is deprecated", UserWarning)
             super().__init__(*args, **kwargs)
         if getattr(self, "generator", None) is None:  # set by DataLoader's __init__
-            # After the sampler is made: shuffle=True's RandomSampler keeps a generator of its
-            # own, seeded once from the global one.
             self.generator = torch.Generator().manual_seed(torch.initial_seed())
         self._pending: dict[str, Any] | None = None
         # torch's global random state when this epoch's iteration started.
