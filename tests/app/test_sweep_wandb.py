@@ -109,6 +109,14 @@ def test_run_creates_the_sweep_and_starts_an_agent(spec, logged_in, monkeypatch,
     assert "uv run wandb agent my-team/litlab/abc123" in said
 
 
+def test_a_login_without_an_entity_is_told_where_to_name_one(spec, logged_in, monkeypatch):
+    monkeypatch.delenv("WANDB_ENTITY", raising=False)
+    monkeypatch.setattr(wandb_backend, "default_entity", lambda: None)
+    monkeypatch.setattr(wandb, "sweep", lambda *args, **kwargs: pytest.fail("no sweep made"))
+    with pytest.raises(LitlabError, match=r"no default entity.*entity:.*WANDB_ENTITY"):
+        run_wandb_sweep(spec, count=1, trials_root="t")
+
+
 def test_file_project_and_entity_win(spec, logged_in, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_PROJECT", "from-env")
     assert wandb_backend.sweep_project(spec) == "from-env"

@@ -88,8 +88,9 @@ class SaveRunConfig(SaveConfigCallback):
         # The config holds every hyperparameter, nested; Lightning logging the module's own
         # hparams as well would put them in the W&B run twice, once flattened.
         skip_hyperparameter_logging(pl_module)
-        if trainer.datamodule is not None:
-            skip_hyperparameter_logging(trainer.datamodule)
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]  # set by fit, undeclared
+        if datamodule is not None:
+            skip_hyperparameter_logging(datamodule)
         # trainer.log_dir is a collective (it broadcasts), so every rank reads it here;
         # save_config runs on rank zero only.
         self.log_dir = Path(trainer.log_dir or ".")
@@ -257,7 +258,8 @@ class LitlabCLI(ConsoleCLI):
             # Read before the run writes anything, so its own files never make the tree dirty.
             self.save_config_kwargs["run_info"] = collect_run_info(["litlab", *self.argv], run_dir)
         self.run_dir = Path(run_dir)
-        self.resumed_run = dict(self.checkpoint.get(RUN_KEY) or {}) if resuming else {}
+        saved = self.checkpoint if resuming and self.checkpoint is not None else {}
+        self.resumed_run = dict(saved.get(RUN_KEY) or {})
 
     def _continue_relaunch(self, config: Namespace, run_dir: Path) -> bool:
         """A fit started again in its own run folder (a requeued SLURM job) goes on from the
@@ -403,7 +405,8 @@ class LitlabCLI(ConsoleCLI):
 
     def _exit_stopped(self) -> None:
         stopper = next(
-            (c for c in self.trainer.callbacks if isinstance(c, PreemptionCheckpoint)), None
+            (c for c in self.trainer.callbacks if isinstance(c, PreemptionCheckpoint)),  # type: ignore[attr-defined]  # set by the callback connector, undeclared
+            None,
         )
         stop_signal = (stopper and stopper.stop_signal) or signal.SIGTERM
         if stopper is None or stopper.saved_path is None:

@@ -111,8 +111,9 @@ def _litlab_sources() -> list[list[str | int]]:
     """Path, size and modification time of each litlab source file (all of the namespace
     package's portions), found without importing any of them."""
     spec = importlib.util.find_spec("litlab")
-    found = []
-    for portion in sorted(spec.submodule_search_locations if spec else []):
+    found: list[list[str | int]] = []
+    locations = spec.submodule_search_locations if spec else None
+    for portion in sorted(locations or []):
         for folder, _, files in os.walk(portion):
             for name in sorted(files):
                 if name.endswith(".py"):

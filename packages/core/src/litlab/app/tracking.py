@@ -288,7 +288,7 @@ class WandbLogger(LightningWandbLogger):
         settings = getattr(run, "settings", None)
         offline = settings is not None and settings.mode in OFFLINE_MODES
         run.finish(exit_code=exit_code)
-        if offline and not discard:
+        if offline and not discard and settings is not None:
             # A resumed run leaves one offline folder per part, all with the run's id.
             parts = Path(settings.sync_dir).parent / f"offline-run-*-{run.id}"
             log.info(

@@ -63,6 +63,8 @@ class OnnxFormat:
         )
         # One self-contained file: the weights of the networks exported here are far below
         # protobuf's 2 GB limit.
+        if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+            raise LitlabError(f"torch.onnx.export gave no program for {path}")
         program.save(str(path), external_data=False)
         return {"opset": _opset(path)}
 

@@ -191,13 +191,13 @@ def _count(given: int | None, spec: SweepSpec, space: OptunaSpace) -> int:
     caps = [given, spec.run_cap]
     if spec.method == "grid":
         caps.append(space.grid_size())
-    caps = [cap for cap in caps if cap is not None]
-    if not caps:
+    known = [cap for cap in caps if cap is not None]
+    if not known:
         raise LitlabError(
             f"how many trials? Give --count N (or run_cap: in {spec.path}); method "
             f"{spec.method} has no end by itself"
         )
-    return min(caps)
+    return min(known)
 
 
 def _positive_int(text: str) -> int:

@@ -180,7 +180,7 @@ def progress(study: optuna.Study) -> Progress:
     finished = sum(t.state.is_finished() and t.number not in retried for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     failed = sum(t.state == TrialState.FAIL and t.number not in retried for t in trials)
-    complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
+    complete = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     best = (max if maximize else min)(complete) if complete else None
     return Progress(finished, running, failed, best)

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.distributions import (
@@ -76,7 +76,7 @@ class OptunaSpace:
         self.pruner_settings = pruner_settings(spec)
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         return "maximize" if self.spec.maximize else "minimize"
 
     def distributions(self) -> dict[str, BaseDistribution]:

@@ -222,7 +222,8 @@ def log_to_wandb(
         job_type="sweep-summary",
         name=f"{spec.name} summary",
         dir=str(sweep_dir),
-        mode=mode,
+        # WANDB_MODE's value as the user set it (wandb accepts its own aliases, e.g. dryrun).
+        mode=mode,  # type: ignore[arg-type]
         config={"sweep": spec.raw},
         settings=wandb.Settings(silent=True),
     )

@@ -63,7 +63,12 @@ class SweepTrialCallback(Callback):
         self._trial: Any = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if trainer.is_global_zero and self.storage and self._trial is None:
+        if (
+            trainer.is_global_zero
+            and self.storage
+            and self.trial_id is not None
+            and self._trial is None
+        ):
             import optuna
 
             from litlab.app.sweeps.optuna_space import pruner_from_settings

@@ -73,7 +73,7 @@ def sweep_url(entity: str, project: str, sweep_id: str) -> str:
     return f"{app.rstrip('/')}/{quote(entity)}/{quote(project)}/sweeps/{quote(sweep_id)}"
 
 
-def default_entity() -> str:
+def default_entity() -> str | None:
     import wandb
 
     return wandb.Api().default_entity
@@ -90,6 +90,11 @@ def run_wandb_sweep(spec: SweepSpec, count: int | None, trials_root: str) -> str
 
     project = sweep_project(spec)
     entity = sweep_entity(spec) or default_entity()
+    if entity is None:
+        raise LitlabError(
+            "W&B names no default entity for this login: give the sweep's `entity:` in "
+            f"{spec.path}, or set WANDB_ENTITY"
+        )
     sweep_id = wandb.sweep(wandb_sweep_config(spec, trials_root), entity=entity, project=project)
     path = f"{entity}/{project}/{sweep_id}"
     log.info("W&B sweep %s: %s", spec.name, sweep_url(entity, project, sweep_id))
